@@ -1,0 +1,536 @@
+"""pix2pix networks: U-Net, encoder-decoder and ResNet generators, PixelGAN / PatchGAN discriminators.
+
+Module structure, parameter names, shapes and bias rules follow the reference PyTorch
+implementation (junyanz/pytorch-CycleGAN-and-pix2pix), so its checkpoints load with
+``strict=True``. ``HugGANUNet`` matches the ``GeneratorUNet`` of the 2022 HugGAN community models.
+
+This module holds ``nn.Module``s and the registry only; it imports nothing else from the project.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NORMS = ("batch", "instance", "none")
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` that, in eval mode, can normalise by each input's own statistics.
+
+    The paper (and the reference's default test mode) runs BatchNorm in train mode on a batch of
+    one at test time, i.e. each image is normalised by its own per-channel statistics. Setting
+    ``use_input_stats`` does exactly that, per image even in a batch, without touching the stored
+    running statistics. State-dict keys are those of ``nn.BatchNorm2d``.
+    """
+
+    use_input_stats: bool = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or not self.use_input_stats:
+            return super().forward(x)
+        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` that can stay on in eval mode, drawing its masks from a given generator.
+
+    pix2pix uses dropout as its noise z, also at test time. A ``torch.Generator`` makes the
+    variations reproducible without touching the global RNG.
+    """
+
+    generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or self.generator is None:
+            return super().forward(x)
+        keep = 1.0 - self.p
+        # Draw on the generator's device, then move: CPU generators also serve CUDA models.
+        mask = torch.empty(x.shape, device=self.generator.device).bernoulli_(keep, generator=self.generator)
+        return x * mask.to(device=x.device, dtype=x.dtype) / keep
+
+
+class Identity(nn.Module):
+    """Placeholder for ``norm="none"``; keeps the reference's layer indices."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def norm_layer(norm: str) -> Callable[[int], nn.Module]:
+    """Resolve a norm name to a layer factory, with the reference's settings."""
+    if norm == "batch":
+        return lambda c: BatchNorm2d(c, affine=True, track_running_stats=True)
+    if norm == "instance":
+        return lambda c: nn.InstanceNorm2d(c, affine=False, track_running_stats=False)
+    if norm == "none":
+        return lambda c: Identity()
+    raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}")
+
+
+def _uses_bias(norm: str) -> bool:
+    # The reference gives convolutions a bias only before InstanceNorm: BatchNorm's shift makes
+    # it redundant, and its `norm="none"` path (a plain function, not InstanceNorm) also gets none.
+    return norm == "instance"
+
+
+# --------------------------------------------------------------------------------------------
+# U-Net and encoder-decoder
+# --------------------------------------------------------------------------------------------
+
+
+class UnetSkipConnectionBlock(nn.Module):
+    """One level of the U-Net: down, the inner levels, up; the input is concatenated to the output.
+
+    With ``skip=False`` the concatenation is dropped and the up-convolution takes only the inner
+    features: the paper's encoder-decoder ablation.
+    """
+
+    def __init__(
+        self,
+        outer_nc: int,
+        inner_nc: int,
+        *,
+        input_nc: int | None = None,
+        submodule: nn.Module | None = None,
+        outermost: bool = False,
+        innermost: bool = False,
+        norm: str = "batch",
+        dropout: bool = False,
+        skip: bool = True,
+    ) -> None:
+        super().__init__()
+        self.outermost = outermost
+        self.skip = skip
+        make_norm = norm_layer(norm)
+        bias = _uses_bias(norm)
+        input_nc = outer_nc if input_nc is None else input_nc
+        up_in = inner_nc if innermost or not skip else inner_nc * 2
+
+        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+        downrelu = nn.LeakyReLU(0.2, True)
+        uprelu = nn.ReLU(True)
+        if outermost:
+            upconv = nn.ConvTranspose2d(up_in, outer_nc, kernel_size=4, stride=2, padding=1)
+            layers = [downconv, submodule, uprelu, upconv, nn.Tanh()]
+        elif innermost:
+            upconv = nn.ConvTranspose2d(up_in, outer_nc, 4, stride=2, padding=1, bias=bias)
+            layers = [downrelu, downconv, uprelu, upconv, make_norm(outer_nc)]
+        else:
+            upconv = nn.ConvTranspose2d(up_in, outer_nc, 4, stride=2, padding=1, bias=bias)
+            layers = [downrelu, downconv, make_norm(inner_nc), submodule, uprelu, upconv]
+            layers.append(make_norm(outer_nc))
+            if dropout:
+                layers.append(Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.outermost or not self.skip:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)  # (B, outer_nc + outer_nc, H, W)
+
+
+class UnetGenerator(nn.Module):
+    """U-Net generator: ``num_downs`` stride-2 levels, skips between layer i and n - i.
+
+    Sides must be multiples of ``2 ** num_downs`` (256 for ``unet_256``); ``size_multiple`` says so.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        num_downs: int = 8,
+        ngf: int = 64,
+        norm: str = "batch",
+        dropout: bool = True,
+        skip: bool = True,
+    ) -> None:
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError(f"num_downs must be at least 5, got {num_downs}")
+        self.size_multiple = 2**num_downs
+        common = {"norm": norm, "skip": skip}
+        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, **common)
+        for _ in range(num_downs - 5):
+            block = UnetSkipConnectionBlock(
+                ngf * 8, ngf * 8, submodule=block, dropout=dropout, **common
+            )
+        block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, **common)
+        block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, **common)
+        block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, **common)
+        self.model = UnetSkipConnectionBlock(
+            out_channels, ngf, input_nc=in_channels, submodule=block, outermost=True, **common
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+# --------------------------------------------------------------------------------------------
+# ResNet generator (the reference's CycleGAN generator; also usable for pix2pix)
+# --------------------------------------------------------------------------------------------
+
+PADDINGS = ("reflect", "replicate", "zero")
+
+
+class ResnetBlock(nn.Module):
+    """Two 3x3 convolutions with a residual connection."""
+
+    def __init__(self, dim: int, *, padding: str, norm: str, dropout: bool) -> None:
+        super().__init__()
+        make_norm = norm_layer(norm)
+        bias = _uses_bias(norm)
+
+        def pad() -> tuple[list[nn.Module], int]:
+            if padding == "reflect":
+                return [nn.ReflectionPad2d(1)], 0
+            if padding == "replicate":
+                return [nn.ReplicationPad2d(1)], 0
+            if padding == "zero":
+                return [], 1
+            raise ValueError(f"unknown padding {padding!r}; expected one of {PADDINGS}")
+
+        layers, p = pad()
+        layers += [nn.Conv2d(dim, dim, 3, padding=p, bias=bias), make_norm(dim), nn.ReLU(True)]
+        if dropout:
+            layers.append(Dropout(0.5))
+        more, p = pad()
+        layers += [*more, nn.Conv2d(dim, dim, 3, padding=p, bias=bias), make_norm(dim)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Two stride-2 downsamplings, ``n_blocks`` residual blocks, two upsamplings."""
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        ngf: int = 64,
+        norm: str = "batch",
+        dropout: bool = False,
+        n_blocks: int = 9,
+        padding: str = "reflect",
+    ) -> None:
+        super().__init__()
+        make_norm = norm_layer(norm)
+        bias = _uses_bias(norm)
+        self.size_multiple = 4
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(in_channels, ngf, kernel_size=7, padding=0, bias=bias),
+            make_norm(ngf),
+            nn.ReLU(True),
+        ]
+        for i in range(2):
+            c = ngf * 2**i
+            layers += [
+                nn.Conv2d(c, c * 2, kernel_size=3, stride=2, padding=1, bias=bias),
+                make_norm(c * 2),
+                nn.ReLU(True),
+            ]
+        layers += [
+            ResnetBlock(ngf * 4, padding=padding, norm=norm, dropout=dropout)
+            for _ in range(n_blocks)
+        ]
+        for i in range(2):
+            c = ngf * 2 ** (2 - i)
+            layers += [
+                nn.ConvTranspose2d(
+                    c, c // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=bias
+                ),
+                make_norm(c // 2),
+                nn.ReLU(True),
+            ]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7, padding=0), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+# --------------------------------------------------------------------------------------------
+# The HugGAN community GeneratorUNet
+# --------------------------------------------------------------------------------------------
+
+
+class _HugGANDown(nn.Module):
+    def __init__(self, in_size: int, out_size: int, *, normalize: bool, dropout: bool) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_size, out_size, 4, 2, 1, bias=False)]
+        if normalize:
+            layers.append(nn.InstanceNorm2d(out_size))
+        layers.append(nn.LeakyReLU(0.2))
+        if dropout:
+            layers.append(Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class _HugGANUp(nn.Module):
+    def __init__(self, in_size: int, out_size: int, *, dropout: bool) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(in_size, out_size, 4, 2, 1, bias=False),
+            nn.InstanceNorm2d(out_size),
+            nn.ReLU(inplace=True),
+        ]
+        if dropout:
+            layers.append(Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return torch.cat((self.model(x), skip), 1)
+
+
+class HugGANUNet(nn.Module):
+    """The ``GeneratorUNet`` of the HugGAN pix2pix models (huggan/pix2pix-edge2shoes and others).
+
+    Fixed width (64 features at the top), InstanceNorm without affine parameters, dropout 0.5 in
+    the four deepest levels, and an upsample + pad + 4x4 convolution head instead of a transposed
+    convolution.
+    """
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3) -> None:
+        super().__init__()
+        self.size_multiple = 256
+        widths = [64, 128, 256, 512, 512, 512, 512, 512]
+        ins = [in_channels, *widths[:-1]]
+        for i, (cin, cout) in enumerate(zip(ins, widths, strict=True), start=1):
+            normalize = i not in (1, 8)
+            down = _HugGANDown(cin, cout, normalize=normalize, dropout=i >= 4)
+            self.add_module(f"down{i}", down)
+        ups = [(512, 512), (1024, 512), (1024, 512), (1024, 512), (1024, 256), (512, 128), (256, 64)]
+        for i, (cin, cout) in enumerate(ups, start=1):
+            self.add_module(f"up{i}", _HugGANUp(cin, cout, dropout=i <= 4))
+        self.final = nn.Sequential(
+            nn.Upsample(scale_factor=2),
+            nn.ZeroPad2d((1, 0, 1, 0)),
+            nn.Conv2d(128, out_channels, 4, padding=1),
+            nn.Tanh(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i in range(1, 9):
+            x = getattr(self, f"down{i}")(x)
+            skips.append(x)  # d1 (B, 64, H/2, W/2) ... d8 (B, 512, H/256, W/256)
+        for i in range(1, 8):
+            x = getattr(self, f"up{i}")(x, skips[7 - i])
+        return self.final(x)  # (B, out, H, W)
+
+
+# --------------------------------------------------------------------------------------------
+# Discriminators
+# --------------------------------------------------------------------------------------------
+
+
+class NLayerDiscriminator(nn.Module):
+    """PatchGAN: ``n_layers`` stride-2 4x4 convolutions, then two stride-1 ones; outputs logits.
+
+    Receptive field on its input: 16 px for ``n_layers=1``, 70 for 3, 286 for 5.
+    """
+
+    def __init__(
+        self, in_channels: int = 6, ndf: int = 64, n_layers: int = 3, norm: str = "batch"
+    ) -> None:
+        super().__init__()
+        make_norm = norm_layer(norm)
+        bias = _uses_bias(norm)
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, ndf, kernel_size=4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, True),
+        ]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [
+                nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias),
+                make_norm(ndf * mult),
+                nn.LeakyReLU(0.2, True),
+            ]
+        layers.append(nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    @property
+    def receptive_field(self) -> int:
+        """Receptive field of one output logit, in input pixels."""
+        return receptive_field(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)  # (B, 1, h, w) logits, one per patch
+
+
+class PixelDiscriminator(nn.Module):
+    """PixelGAN: 1x1 convolutions only, one logit per pixel."""
+
+    def __init__(self, in_channels: int = 6, ndf: int = 64, norm: str = "batch") -> None:
+        super().__init__()
+        bias = _uses_bias(norm)
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, ndf, kernel_size=1),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf, ndf * 2, kernel_size=1, bias=bias),
+            norm_layer(norm)(ndf * 2),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf * 2, 1, kernel_size=1, bias=bias),
+        )
+
+    @property
+    def receptive_field(self) -> int:
+        """Receptive field of one output logit, in input pixels."""
+        return receptive_field(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B, 1, H, W) logits, one per pixel
+
+
+def receptive_field(module: nn.Module) -> int:
+    """Receptive field of a feed-forward stack of convolutions and pools, from its layers.
+
+    Walks the modules in registration order (the order they run in for the discriminators here):
+    each layer widens the field by ``(kernel - 1) * dilation * jump`` and multiplies the jump by
+    its stride.
+    """
+    field, jump = 1, 1
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d):
+            k, s, d = (_first(getattr(layer, a, 1)) for a in ("kernel_size", "stride", "dilation"))
+            field += (k - 1) * d * jump
+            jump *= s
+    return field
+
+
+def _first(v: int | tuple[int, ...]) -> int:
+    return v[0] if isinstance(v, tuple) else int(v)
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+
+
+def _unet(num_downs: int, skip: bool = True) -> Callable[..., nn.Module]:
+    def build(
+        *,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        ngf: int = 64,
+        norm: str = "batch",
+        dropout: bool = True,
+    ) -> nn.Module:
+        return UnetGenerator(in_channels, out_channels, num_downs, ngf, norm, dropout, skip)
+
+    return build
+
+
+def _resnet(n_blocks: int) -> Callable[..., nn.Module]:
+    def build(
+        *,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        ngf: int = 64,
+        norm: str = "batch",
+        dropout: bool = False,
+        padding: str = "reflect",
+    ) -> nn.Module:
+        return ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, n_blocks, padding)
+
+    return build
+
+
+def _huggan(*, in_channels: int = 3, out_channels: int = 3) -> nn.Module:
+    return HugGANUNet(in_channels, out_channels)
+
+
+GENERATORS: dict[str, Callable[..., nn.Module]] = {
+    "unet_256": _unet(8),
+    "unet_128": _unet(7),
+    "encoder_decoder": _unet(8, skip=False),
+    "encoder_decoder_128": _unet(7, skip=False),
+    "resnet_6blocks": _resnet(6),
+    "resnet_9blocks": _resnet(9),
+    "huggan_unet": _huggan,
+}
+
+PATCH_SIZES = (1, 16, 70, 286)
+_PATCH_LAYERS = {16: 1, 70: 3, 286: 5}
+
+
+def create_generator(name: str, **kwargs: object) -> nn.Module:
+    """Build a generator by registry name, e.g. ``create_generator("unet_256", ngf=64)``."""
+    if name not in GENERATORS:
+        raise ValueError(f"unknown generator {name!r}; valid names: {', '.join(GENERATORS)}")
+    return GENERATORS[name](**kwargs)
+
+
+def create_discriminator(
+    patch: int, *, in_channels: int = 6, ndf: int = 64, norm: str = "batch"
+) -> nn.Module:
+    """Build the discriminator whose receptive field is ``patch`` pixels: 1, 16, 70 or 286."""
+    if patch == 1:
+        return PixelDiscriminator(in_channels, ndf, norm)
+    if patch in _PATCH_LAYERS:
+        return NLayerDiscriminator(in_channels, ndf, _PATCH_LAYERS[patch], norm)
+    raise ValueError(f"unknown discriminator patch size {patch!r}; valid sizes: {PATCH_SIZES}")
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
+    """The paper's initialisation: conv weights ~ N(0, std), biases 0, norm scales ~ N(1, std)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+def size_multiple(generator: nn.Module) -> int:
+    """The multiple that input sides must have for ``generator`` (1 when unknown)."""
+    for m in generator.modules():
+        if hasattr(m, "size_multiple"):
+            return int(m.size_multiple)
+    return 1
+
+
+@contextlib.contextmanager
+def eval_mode(
+    generator: nn.Module, *, input_stats: bool, noise: torch.Generator | None
+) -> Iterator[nn.Module]:
+    """Run ``generator`` in eval mode with the paper's test-time options, then restore it.
+
+    ``input_stats``: BatchNorm layers normalise each image by its own statistics (running
+    statistics are neither used nor changed). ``noise``: dropout stays on, its masks drawn from
+    this generator; ``None`` turns dropout off. Not re-entrant for one model: callers that share a
+    model between threads hold a lock around it.
+    """
+    was_training = generator.training
+    generator.eval()
+    norms = [m for m in generator.modules() if isinstance(m, BatchNorm2d)]
+    drops = [m for m in generator.modules() if isinstance(m, Dropout)]
+    for m in norms:
+        m.use_input_stats = input_stats
+    for m in drops:
+        m.generator = noise
+    try:
+        yield generator
+    finally:
+        for m in norms:
+            m.use_input_stats = False
+        for m in drops:
+            m.generator = None
+        generator.train(was_training)
