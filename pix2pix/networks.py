@@ -1,4 +1,4 @@
-"""pix2pix networks: U-Net, encoder-decoder and ResNet generators, PixelGAN / PatchGAN discriminators.
+"""pix2pix networks: U-Net, encoder-decoder, ResNet generators; PixelGAN/PatchGAN discriminators.
 
 Module structure, parameter names, shapes and bias rules follow the reference PyTorch
 implementation (junyanz/pytorch-CycleGAN-and-pix2pix), so its checkpoints load with
@@ -50,7 +50,8 @@ class Dropout(nn.Dropout):
             return super().forward(x)
         keep = 1.0 - self.p
         # Draw on the generator's device, then move: CPU generators also serve CUDA models.
-        mask = torch.empty(x.shape, device=self.generator.device).bernoulli_(keep, generator=self.generator)
+        mask = torch.empty(x.shape, device=self.generator.device)
+        mask.bernoulli_(keep, generator=self.generator)
         return x * mask.to(device=x.device, dtype=x.dtype) / keep
 
 
@@ -310,7 +311,8 @@ class HugGANUNet(nn.Module):
             normalize = i not in (1, 8)
             down = _HugGANDown(cin, cout, normalize=normalize, dropout=i >= 4)
             self.add_module(f"down{i}", down)
-        ups = [(512, 512), (1024, 512), (1024, 512), (1024, 512), (1024, 256), (512, 128), (256, 64)]
+        ups = [(512, 512), (1024, 512), (1024, 512), (1024, 512), (1024, 256), (512, 128)]
+        ups.append((256, 64))
         for i, (cin, cout) in enumerate(ups, start=1):
             self.add_module(f"up{i}", _HugGANUp(cin, cout, dropout=i <= 4))
         self.final = nn.Sequential(
@@ -421,7 +423,8 @@ def _first(v: int | tuple[int, ...]) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _unet(num_downs: int, skip: bool = True) -> Callable[..., nn.Module]:
+def _unet(depth: int | None, skip: bool = True) -> Callable[..., nn.Module]:
+    # depth=None: the generic entry, which takes num_downs (checkpoints of other depths).
     def build(
         *,
         in_channels: int = 3,
@@ -429,13 +432,16 @@ def _unet(num_downs: int, skip: bool = True) -> Callable[..., nn.Module]:
         ngf: int = 64,
         norm: str = "batch",
         dropout: bool = True,
+        num_downs: int | None = depth,
     ) -> nn.Module:
+        if num_downs is None:
+            raise ValueError("this generator needs num_downs (the number of stride-2 levels)")
         return UnetGenerator(in_channels, out_channels, num_downs, ngf, norm, dropout, skip)
 
     return build
 
 
-def _resnet(n_blocks: int) -> Callable[..., nn.Module]:
+def _resnet(blocks: int | None) -> Callable[..., nn.Module]:
     def build(
         *,
         in_channels: int = 3,
@@ -444,7 +450,10 @@ def _resnet(n_blocks: int) -> Callable[..., nn.Module]:
         norm: str = "batch",
         dropout: bool = False,
         padding: str = "reflect",
+        n_blocks: int | None = blocks,
     ) -> nn.Module:
+        if n_blocks is None:
+            raise ValueError("this generator needs n_blocks (the number of residual blocks)")
         return ResnetGenerator(in_channels, out_channels, ngf, norm, dropout, n_blocks, padding)
 
     return build
@@ -459,8 +468,11 @@ GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "unet_128": _unet(7),
     "encoder_decoder": _unet(8, skip=False),
     "encoder_decoder_128": _unet(7, skip=False),
+    "unet": _unet(None),
+    "encoder_decoder_n": _unet(None, skip=False),
     "resnet_6blocks": _resnet(6),
     "resnet_9blocks": _resnet(9),
+    "resnet": _resnet(None),
     "huggan_unet": _huggan,
 }
 

@@ -1,0 +1,251 @@
+"""Translate images with a generator: image in, image out.
+
+``Translator`` owns every step between a user's image and the network: mode and range conversion,
+padding to the network's size multiple, device and precision, the paper's test-time options
+(normalisation by each image's own statistics; dropout as noise), and the way back to PIL.
+
+Input size policy: any height and width. Each side is padded to the next multiple of the network's
+``size_multiple`` (256 for ``unet_256``: eight halvings), centred, by reflection where the image is
+large enough and by edge replication beyond that; the output is cropped back to the input's size.
+Images are not resized: a network trained on 256-pixel crops sees the same scale it was trained on.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from pix2pix import networks
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+NORM_MODES = ("instance", "running")
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_UNSET: Any = object()
+
+# One lock per model: test-time switches live on the model's layers, so two threads (e.g. two app
+# requests) must not run the same model at once.
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+ImageLike = Image.Image | np.ndarray
+
+
+def best_device() -> torch.device:
+    """CUDA if present, then Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 / AMX), so autocast to bf16 pays off."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """``auto``: fp16 on CUDA, bf16 on CPUs with native bf16, otherwise fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+    if precision != "auto":
+        return _DTYPES[precision]
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+class Translator:
+    """Run a generator on images: ``Translator(model)(image) -> PIL.Image``.
+
+    ``norm="instance"``: normalisation layers use each input's own statistics (the paper's test
+    mode); ``"running"``: the stored running statistics (eval mode). The model's statistics are
+    never changed. ``seed=None``: dropout off, deterministic; an integer: dropout on, with masks
+    drawn from that seed (the paper's noise z), so each seed gives a reproducible variation.
+    The model is moved to ``device`` once and stays there.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        *,
+        device: str | torch.device | None = None,
+        precision: str = "auto",
+        norm: str = "instance",
+        seed: int | None = None,
+    ) -> None:
+        if norm not in NORM_MODES:
+            raise ValueError(f"unknown norm mode {norm!r}; expected one of {NORM_MODES}")
+        self.device = torch.device(device) if device is not None else best_device()
+        self.dtype = resolve_precision(precision, self.device)
+        self.norm = norm
+        self.seed = seed
+        self.model = generator.to(self.device).eval()
+        self.model.requires_grad_(False)
+        self.multiple = networks.size_multiple(self.model)
+        convs = [m for m in self.model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+        if not convs:
+            raise ValueError(f"{type(generator).__name__} has no convolutions; not a generator")
+        self.in_channels = convs[0].in_channels
+        with _LOCKS_GUARD:
+            self._lock = _LOCKS.setdefault(self.model, threading.Lock())
+
+    def __call__(
+        self, images: ImageLike | Sequence[ImageLike], *, seed: int | None = _UNSET
+    ) -> Image.Image | list[Image.Image]:
+        """Translate one image (returns one) or a list (returns a list, batched by size)."""
+        seed = self.seed if seed is _UNSET else seed
+        if isinstance(images, Image.Image | np.ndarray):
+            return self.translate_batch([images], seed=seed)[0]
+        return self.translate_batch(list(images), seed=seed)
+
+    def translate_batch(self, images: list[ImageLike], *, seed: int | None) -> list[Image.Image]:
+        """Translate several images; same-sized ones run together as one batch."""
+        tensors = [to_tensor(image, self.in_channels) for image in images]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, t in enumerate(tensors):
+            groups.setdefault(tuple(t.shape[-2:]), []).append(i)
+        results: list[Image.Image | None] = [None] * len(images)
+        for indices in groups.values():
+            batch = torch.stack([tensors[i] for i in indices])
+            for i, out in zip(indices, self.run(batch, seed=seed), strict=True):
+                results[i] = out
+        return results  # type: ignore[return-value]
+
+    def run(self, batch: torch.Tensor, *, seed: int | None) -> list[Image.Image]:
+        """Translate a (B, C, H, W) batch in [-1, 1] of one size; returns PIL images."""
+        height, width = batch.shape[-2:]
+        x = pad_to_multiple(batch.to(self.device), self.multiple)
+        noise = torch.Generator().manual_seed(seed) if seed is not None else None
+        autocast = torch.autocast(
+            self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
+        )
+        with (
+            self._lock,
+            networks.eval_mode(self.model, input_stats=self.norm == "instance", noise=noise),
+            torch.inference_mode(),
+            autocast,
+        ):
+            y = self.model(x)
+        top, left = (x.shape[-2] - height) // 2, (x.shape[-1] - width) // 2
+        y = y[..., top : top + height, left : left + width]
+        pixels = ((y.float() + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+        pixels = pixels.permute(0, 2, 3, 1).cpu().numpy()  # the one host sync: (B, H, W, C)
+        return [_to_pil(p) for p in pixels]
+
+
+def _to_pil(pixels: np.ndarray) -> Image.Image:
+    if pixels.shape[-1] == 1:
+        return Image.fromarray(pixels[..., 0], "L").convert("RGB")
+    return Image.fromarray(np.ascontiguousarray(pixels[..., :3]), "RGB")
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad a (B, C, H, W) tensor, centred, so H and W become multiples of ``multiple``."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if pad_h == 0 and pad_w == 0:
+        return x
+    pads = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+    # Reflection needs each pad smaller than the side; a small image inside a large multiple
+    # (a 100 px sketch for unet_256) continues its border pixels instead.
+    reflect = max(pads[:2]) < width and max(pads[2:]) < height
+    return F.pad(x, pads, mode="reflect" if reflect else "replicate")
+
+
+# --------------------------------------------------------------------------------------------
+# Image conversion
+# --------------------------------------------------------------------------------------------
+
+
+def to_tensor(image: ImageLike, channels: int = 3) -> torch.Tensor:
+    """Convert a PIL image or array to a (channels, H, W) float tensor in [-1, 1].
+
+    Accepts PIL modes 1, L, LA, P, PA, RGB, RGBA, I;16 (16-bit), I, F, CMYK, YCbCr and arrays
+    (H, W), (H, W, 1..4) of uint8, uint16, bool or float in [0, 1]. Transparency is composited
+    onto white (the background of sketches and label maps).
+    """
+    array = to_float_array(image)  # (H, W, C) in [0, 1], C in 1..4
+    if array.shape[2] in (2, 4):
+        alpha = array[..., -1:]
+        array = array[..., :-1] * alpha + (1.0 - alpha)
+    if channels == 3 and array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif channels == 1 and array.shape[2] == 3:
+        array = array @ np.array([[0.299], [0.587], [0.114]], dtype=np.float32)
+    elif array.shape[2] != channels:
+        raise ValueError(
+            f"cannot feed a {array.shape[2]}-channel image to a {channels}-channel net"
+        )
+    tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+    return tensor * 2 - 1
+
+
+def to_float_array(image: ImageLike) -> np.ndarray:
+    """A PIL image or array as a float32 (H, W, C) array in [0, 1], C in 1..4."""
+    if isinstance(image, Image.Image):
+        return _pil_to_float(image)
+    if isinstance(image, np.ndarray):
+        return _array_to_float(image)
+    raise TypeError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
+
+
+def _pil_to_float(image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I":
+        # 16-bit greyscale (PNG opens as I;16 or I): full range is 0..65535.
+        array = np.asarray(image, dtype=np.float32) / 65535.0
+        return _check_range(np.clip(array, 0.0, 1.0)[..., None], f"PIL mode {mode}")
+    if mode == "F":
+        return _array_to_float(np.asarray(image, dtype=np.float32))
+    if mode in ("1", "L"):
+        image = image.convert("L")
+    elif mode in ("P", "PA"):
+        image = image.convert("RGBA")
+    elif mode not in ("LA", "RGB", "RGBA"):
+        image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX ...
+    return _array_to_float(np.asarray(image))
+
+
+def _array_to_float(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or not 1 <= array.shape[2] <= 4 or 0 in array.shape[:2]:
+        raise ValueError(
+            f"expected an image array of shape (H, W) or (H, W, C) with C in 1..4 and H, W > 0; "
+            f"got shape {array.shape}"
+        )
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if array.dtype == np.bool_:
+        return array.astype(np.float32)
+    if np.issubdtype(array.dtype, np.floating):
+        return _check_range(array.astype(np.float32), f"a {array.dtype} array")
+    raise ValueError(
+        f"unsupported array dtype {array.dtype}; expected uint8, uint16, bool or float in [0, 1]"
+    )
+
+
+def _check_range(array: np.ndarray, what: str) -> np.ndarray:
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} holds NaN or infinite values")
+    low, high = float(array.min()), float(array.max())
+    if low < -1e-3 or high > 1 + 1e-3:
+        raise ValueError(f"{what} must hold values in [0, 1]; found [{low:.4g}, {high:.4g}]")
+    return np.clip(array, 0.0, 1.0)

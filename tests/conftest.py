@@ -1,0 +1,35 @@
+"""Shared fixtures. The whole suite runs offline: the Hub is switched off before anything imports
+huggingface_hub, and every cache points into a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_CACHE = Path(tempfile.mkdtemp(prefix="pix2pix-test-cache-"))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HOME"] = str(_CACHE / "hf")
+os.environ["HF_HUB_CACHE"] = str(_CACHE / "hf" / "hub")
+os.environ["PIX2PIX_CACHE"] = str(_CACHE / "pix2pix")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+# A copy of the project's shared golden vectors (see tests/golden/README.md), kept in the repo so
+# that a clean clone tests against them; PIX2PIX_GOLDEN points elsewhere to test other copies.
+GOLDEN = Path(os.environ.get("PIX2PIX_GOLDEN") or Path(__file__).parent / "golden")
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    """The shared golden vectors (read-only)."""
+    if not (GOLDEN / "unet256_ngf8_batch.pt").is_file():
+        pytest.fail(f"golden vectors not found in {GOLDEN}; set PIX2PIX_GOLDEN")
+    return GOLDEN

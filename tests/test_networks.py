@@ -1,0 +1,175 @@
+"""Every architecture in the registry: shapes, bias rules, receptive fields, test-time modes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pix2pix import networks
+from pix2pix.networks import create_discriminator, create_generator
+
+TINY = {"ngf": 4}
+GENERATOR_CASES = [
+    ("unet_256", 256, TINY),
+    ("unet_128", 128, TINY),
+    ("encoder_decoder", 256, TINY),
+    ("encoder_decoder_128", 128, TINY),
+    ("unet", 64, {"ngf": 4, "num_downs": 6}),
+    ("encoder_decoder_n", 64, {"ngf": 4, "num_downs": 6}),
+    ("resnet_6blocks", 64, TINY),
+    ("resnet_9blocks", 64, TINY),
+    ("resnet", 64, {"ngf": 4, "n_blocks": 2}),
+    ("huggan_unet", 256, {}),
+]
+
+
+@pytest.mark.parametrize(("name", "side", "kwargs"), GENERATOR_CASES)
+@pytest.mark.parametrize("channels", [(3, 3), (1, 2)])
+def test_generator_shapes(name: str, side: int, kwargs: dict, channels: tuple) -> None:
+    cin, cout = channels
+    g = create_generator(name, in_channels=cin, out_channels=cout, **kwargs).eval()
+    with torch.no_grad():
+        y = g(torch.rand(2, cin, side, side) * 2 - 1)
+    assert y.shape == (2, cout, side, side)
+    assert y.abs().max() <= 1.0  # tanh output
+    assert side % networks.size_multiple(g) == 0
+
+
+def test_every_registered_generator_is_covered() -> None:
+    assert {case[0] for case in GENERATOR_CASES} == set(networks.GENERATORS)
+
+
+def test_unknown_names_list_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown generator 'unet_512'.*unet_256.*resnet_9blocks"):
+        create_generator("unet_512")
+    with pytest.raises(ValueError, match=r"unknown discriminator patch size 32.*1, 16, 70, 286"):
+        create_discriminator(32)
+    with pytest.raises(ValueError, match="unknown norm 'group'"):
+        create_generator("unet_256", norm="group")
+
+
+@pytest.mark.parametrize(("patch", "out_side"), [(1, 256), (16, 126), (70, 30), (286, 6)])
+def test_discriminator_receptive_fields(patch: int, out_side: int) -> None:
+    d = create_discriminator(patch, in_channels=6, ndf=4)
+    assert d.receptive_field == patch == networks.receptive_field(d)
+    with torch.no_grad():
+        y = d(torch.randn(1, 6, 256, 256))
+    assert y.shape == (1, 1, out_side, out_side)
+
+
+@pytest.mark.parametrize("patch", [16, 70, 286])
+def test_receptive_field_is_the_real_dependency_region(patch: int) -> None:
+    # Measure it: the gradient of the centre logit is non-zero on exactly a patch-wide window.
+    d = create_discriminator(patch, in_channels=1, ndf=2, norm="none")
+    nn.init.constant_(d.model[0].weight, 0.1)
+    for m in d.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.constant_(m.weight, 0.1)
+    x = torch.zeros(1, 1, 320, 320, requires_grad=True)
+    y = d(x)
+    y[0, 0, y.shape[2] // 2, y.shape[3] // 2].backward()
+    rows = (x.grad[0, 0].abs().sum(1) > 0).nonzero()
+    assert rows.max() - rows.min() + 1 == patch
+
+
+def test_pixel_discriminator_sees_single_pixels() -> None:
+    d = create_discriminator(1, in_channels=6, ndf=4).eval()
+    x = torch.randn(1, 6, 32, 32)
+    x2 = x.clone()
+    x2[..., 5, 7] += 1
+    with torch.no_grad():
+        changed = (d(x) != d(x2))[0, 0].nonzero().tolist()
+    assert changed == [[5, 7]]
+
+
+def _convs(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+
+
+@pytest.mark.parametrize(
+    ("norm", "inner_bias"), [("batch", False), ("instance", True), ("none", False)]
+)
+def test_unet_bias_rules_match_the_reference(norm: str, inner_bias: bool) -> None:
+    g = create_generator("unet_256", ngf=4, norm=norm)
+    convs = _convs(g)
+    outer_down = g.model.model[0]
+    outer_up = g.model.model[3]
+    assert outer_down.bias is None if not inner_bias else outer_down.bias is not None
+    assert outer_up.bias is not None  # the last layer always has a bias
+    inner = [c for c in convs if c is not outer_down and c is not outer_up]
+    assert all((c.bias is not None) == inner_bias for c in inner)
+
+
+def test_unet_state_dict_keys_follow_the_reference_scheme() -> None:
+    keys = set(create_generator("unet_256", ngf=4).state_dict())
+    assert "model.model.0.weight" in keys
+    assert "model.model.3.bias" in keys
+    assert "model.model.1.model.2.running_mean" in keys  # BatchNorm of the second level
+    deepest = "model.model.1" + ".model.3" * 6 + ".model.1.weight"  # the innermost down conv
+    assert deepest in keys
+    innermost_up = "model.model.1" + ".model.3" * 7 + ".weight"  # innermost: [relu, down, relu, up]
+    assert innermost_up in keys
+    assert not any(k.startswith("model.model.1" + ".model.3" * 7 + ".model") for k in keys)
+
+
+def test_encoder_decoder_has_no_skips() -> None:
+    g = create_generator("encoder_decoder", ngf=4)
+    assert g.model.model[3].in_channels == 4  # U-Net: 8 (its own features + the skip)
+    u = create_generator("unet_256", ngf=4)
+    assert u.model.model[3].in_channels == 8
+    assert sum(p.numel() for p in g.parameters()) < sum(p.numel() for p in u.parameters())
+
+
+def test_huggan_keys_match_the_published_list(golden_dir) -> None:
+    expected = [
+        line.split(",")[0]
+        for line in (golden_dir / "huggan_generator_unet.keys.txt").read_text().splitlines()
+        if line
+    ]
+    assert list(create_generator("huggan_unet").state_dict()) == expected
+
+
+def test_init_weights_follows_the_paper() -> None:
+    g = networks.init_weights(create_generator("unet_256", ngf=16))
+    weights = torch.cat([c.weight.flatten() for c in _convs(g)])
+    assert abs(weights.mean().item()) < 2e-3
+    assert weights.std().item() == pytest.approx(0.02, rel=0.05)
+    scales = torch.cat([m.weight for m in g.modules() if isinstance(m, nn.BatchNorm2d)])
+    assert scales.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert all(c.bias is None or not c.bias.any() for c in _convs(g))
+
+
+def test_eval_mode_uses_input_statistics_without_touching_running_stats() -> None:
+    g = create_generator("unet_128", ngf=4)
+    g.train()
+    with torch.no_grad():
+        g(torch.randn(2, 3, 128, 128))  # give the running stats non-trivial values
+    state = {k: v.clone() for k, v in g.state_dict().items()}
+    x = torch.randn(3, 3, 128, 128)
+    with torch.no_grad(), networks.eval_mode(g, input_stats=True, noise=None):
+        batched = g(x)
+        singles = torch.cat([g(x[i : i + 1]) for i in range(3)])
+    assert torch.allclose(batched, singles, atol=1e-5)  # per-image statistics, even in a batch
+    with torch.no_grad():
+        g.eval()
+        running = g(x)
+    assert not torch.allclose(batched, running, atol=1e-3)
+    assert all(torch.equal(state[k], v) for k, v in g.state_dict().items())
+    assert g.training is False
+
+
+def test_eval_mode_noise_is_seeded_and_restored() -> None:
+    g = create_generator("unet_128", ngf=4).eval()
+    x = torch.randn(1, 3, 128, 128)
+
+    def run(seed: int | None) -> torch.Tensor:
+        noise = torch.Generator().manual_seed(seed) if seed is not None else None
+        with torch.no_grad(), networks.eval_mode(g, input_stats=True, noise=noise):
+            return g(x)
+
+    assert torch.equal(run(1), run(1))
+    assert not torch.equal(run(1), run(2))
+    assert torch.equal(run(None), run(None))
+    assert not torch.equal(run(None), run(1))
+    assert all(m.generator is None for m in g.modules() if isinstance(m, networks.Dropout))
