@@ -1,0 +1,597 @@
+"""Training data from a user's own folders: find the layout, check the files, load the pairs.
+
+Three layouts are understood (``format=None`` detects them; pass ``format=`` to force one):
+
+- ``"aligned"``: each image holds A on its left half and B on its right half, as in the public
+  facades / edges2shoes / maps archives. Images sit directly in the split folder.
+- ``"paired"``: ``A/`` and ``B/`` subfolders whose files match by name *without extension*, so
+  ``A/cat.jpg`` pairs with ``B/cat.png``.
+- ``"photos"``: plain photos. B is the photo and A its edge map from
+  :func:`pix2pix.edges.photo_to_edges`, computed once and cached as PNG files.
+
+Split folders ``train/``, ``val/``, ``test/`` are used when present (``ROOT/train/A`` or, as the
+reference implementation's combine script writes them, ``ROOT/A/train``); without them the root
+itself is the only split and serves whichever split is asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+SPLITS = ("train", "val", "test")
+FORMATS = ("aligned", "paired", "photos")
+DIRECTIONS = ("AtoB", "BtoA")
+EDGES_CACHE_NAME = ".edges_cache"
+
+# Auto-detection calls a folder aligned when at least this share of its images is 2:1 (+-1 px);
+# a stray photo or two in an aligned archive must not flip the whole folder to "photos".
+ALIGNED_SHARE = 0.9
+
+_LAYOUTS = """expected one of these layouts (split folders train/ val/ test/ are optional):
+  aligned: ROOT/train/*.jpg, each image A|B side by side (width = 2 x height)
+  paired:  ROOT/train/A/*.png and ROOT/train/B/*.png with matching names
+           (or ROOT/A/train and ROOT/B/train)
+  photos:  ROOT/train/*.jpg, plain photos; A is computed as their edge map"""
+
+_WARN_LIMIT = 10  # file names listed in a skipped-files warning
+_MISMATCH_LIMIT = 20  # names listed per side when A and B do not match
+_IO_THREADS = min(16, os.cpu_count() or 1)
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training example on disk."""
+
+    name: str  # file name without extension, unique within the dataset
+    path: Path  # aligned: the A|B image; paired: the A image; photos: the photo (B)
+    b_path: Path | None = None  # paired only: the B image
+
+
+@dataclass
+class DataSpec:
+    """What :func:`find_dataset` found: the layout, the split and the files to load."""
+
+    root: Path
+    format: str
+    split: str
+    files: list[Sample]
+    folders: tuple[Path, ...]  # the folder(s) the files were listed from: (split,) or (A, B)
+    detection: str  # how the format was chosen, for logs
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): non-images
+
+    def summary(self) -> str:
+        """One line for logs: format, split, file count, folders and how the format was chosen."""
+        unit = "pairs" if self.format == "paired" else "images"
+        where = " + ".join(str(f) for f in self.folders)
+        text = f"{self.format} dataset, split {self.split!r}: {len(self.files)} {unit} in {where}"
+        text += f" ({self.detection})"
+        if self.skipped:
+            text += f"; {len(self.skipped)} non-image files ignored"
+        return text
+
+
+def available_splits(root: str | os.PathLike[str]) -> list[str]:
+    """Split folders (train/val/test) present under ``root``; empty when the root is the split."""
+    root = Path(root)
+    found = [s for s in SPLITS if (root / s).is_dir()]
+    if found:
+        return found
+    return [s for s in SPLITS if (root / "A" / s).is_dir() and (root / "B" / s).is_dir()]
+
+
+def find_dataset(
+    root: str | os.PathLike[str], *, split: str = "train", format: str | None = None
+) -> DataSpec:
+    """Detect the layout under ``root``, list the files of ``split`` and check A/B names match.
+
+    Only image headers are read (to tell aligned from photos); whether the files decode is checked
+    by :class:`PairedDataset`.
+    """
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"unknown dataset format {format!r}; expected one of {FORMATS} or None")
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"dataset folder {root} does not exist; {_LAYOUTS}")
+    if not root.is_dir():
+        raise NotADirectoryError(f"dataset root {root} is a file, not a folder; {_LAYOUTS}")
+
+    folder, ab_dirs, split_note = _resolve_split(root, split)
+    if format == "paired" or (format is None and ab_dirs is not None):
+        if ab_dirs is None:
+            raise FileNotFoundError(
+                f"format='paired' needs A/ and B/ subfolders in {folder} (or {root}/A/{split} and "
+                f"{root}/B/{split}); {_LAYOUTS}"
+            )
+        files, skipped = _pair_files(*ab_dirs)
+        note = "forced with format='paired'" if format else "found A/ and B/ folders"
+        return DataSpec(root, "paired", split, files, ab_dirs, note + split_note, skipped)
+
+    images, skipped = _list_folder(folder)
+    if not images:
+        raise _empty_folder_error(folder, skipped)
+    if format is None:
+        format, note = _detect_aligned_or_photos(images, folder)
+    else:
+        note = f"forced with format={format!r}"
+    files = [Sample(name, path) for name, path in zip(_unique_names(images), images, strict=True)]
+    return DataSpec(root, format, split, files, (folder,), note + split_note, skipped)
+
+
+def convert_mode(img: Image.Image, channels: int = 3) -> Image.Image:
+    """Convert an image of any mode to 8-bit RGB (``channels=3``) or L (``channels=1``).
+
+    Transparency is composited onto white. 16-bit images (modes ``I;16*``, and ``I``, which Pillow
+    uses for some 16-bit files) are scaled from 0..65535 to 0..255 rather than clipped; ``F``
+    images are read as 0..1 when all values fit, else as 0..255.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+    if img.mode in _SIXTEEN_BIT_MODES:
+        values = np.clip(np.asarray(img, dtype=np.float64), 0, 65535) / 257.0
+        img = Image.fromarray(np.round(values).astype(np.uint8))
+    elif img.mode == "F":
+        values = np.nan_to_num(np.asarray(img, dtype=np.float64))
+        if values.size and values.min() >= 0 and values.max() <= 1:
+            values = values * 255.0
+        img = Image.fromarray(np.round(np.clip(values, 0, 255)).astype(np.uint8))
+
+    has_alpha = any(band in ("A", "a") for band in img.getbands())
+    if has_alpha or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    target = "RGB" if channels == 3 else "L"
+    return img if img.mode == target else img.convert(target)
+
+
+def make_aligned(a: Image.Image, b: Image.Image) -> Image.Image:
+    """Put A and B side by side (A left, B right) as one RGB image in the aligned format."""
+    if a.size != b.size:
+        raise ValueError(
+            f"A and B must have the same size to be stored side by side, got A {a.size} and "
+            f"B {b.size}; resize one of them first"
+        )
+    width, height = a.size
+    out = Image.new("RGB", (2 * width, height))
+    out.paste(convert_mode(a, 3), (0, 0))
+    out.paste(convert_mode(b, 3), (width, 0))
+    return out
+
+
+class PairedDataset(Dataset):
+    """(input, target) pairs from a user's folder, preprocessed as in the pix2pix paper.
+
+    With ``train=True`` both images are resized to ``load_size`` (bicubic), then one random
+    ``crop_size`` crop and one random horizontal mirror are applied identically to both; with
+    ``train=False`` they are resized straight to ``crop_size``. Randomness comes from torch's RNG,
+    so ``torch.manual_seed`` reproduces it and DataLoader workers draw different crops.
+
+    Files that do not decode are skipped with one warning and listed in ``skipped`` as
+    ``(path, reason)``; a file that breaks later, during training, is replaced by the next good
+    example (each DataLoader worker keeps its own ``skipped`` list). For ``format="photos"``
+    the edge maps are cached in ``root/.edges_cache/<split>/``; ``edges_cache_dir`` replaces
+    ``root/.edges_cache`` (the split name is still appended). Edge maps are drawn at the size the
+    photo is resized to (``load_size``, or ``crop_size`` when ``train=False``) so that their 1-px
+    lines survive; a cached map is reused while the photo's relative path, mtime and size and that
+    resolution are unchanged.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        split: str = "train",
+        direction: str = "AtoB",
+        format: str | None = None,
+        load_size: int = 286,
+        crop_size: int = 256,
+        flip: bool = True,
+        train: bool = True,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        edges_cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"unknown direction {direction!r}; expected 'AtoB' or 'BtoA'")
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if value not in (1, 3):
+                raise ValueError(f"{name} must be 1 (grayscale) or 3 (RGB), got {value!r}")
+        if crop_size < 1 or (train and load_size < crop_size):
+            raise ValueError(
+                f"need 1 <= crop_size <= load_size, got load_size={load_size!r}, "
+                f"crop_size={crop_size!r}; the paper uses load_size=286, crop_size=256"
+            )
+
+        self.spec = find_dataset(root, split=split, format=format)
+        self.direction = direction
+        self.train = train
+        self.skipped: list[tuple[str, str]] = list(self.spec.skipped)
+        self.samples = self._drop_unreadable(self.spec.files)
+        if not self.samples:
+            raise ValueError(
+                f"none of the {len(self.spec.files)} files in "
+                f"{' + '.join(map(str, self.spec.folders))} could be read as an image: "
+                f"{_preview_skipped(self.skipped, self.spec.root)}"
+            )
+
+        # A and B channel counts: the input is A unless the direction is swapped.
+        if direction == "AtoB":
+            self._channels = (in_channels, out_channels)
+        else:
+            self._channels = (out_channels, in_channels)
+        # The first resize's size: JPEGs are decoded at a reduced scale down to it (several times
+        # faster) and edge maps are drawn at it.
+        self._decode_size = load_size if train else crop_size
+        self._transform = _build_transform(load_size, crop_size, flip=flip, train=train)
+        cache_root = Path(edges_cache_dir) if edges_cache_dir else self.spec.root / EDGES_CACHE_NAME
+        self.edges_cache_dir = cache_root / split
+        self._failed: set[int] = set()
+        self._cache_write_warned = False
+
+    def __len__(self) -> int:
+        """Number of readable examples."""
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        """Return ``input`` and ``target`` float tensors (C, crop, crop) in [-1, 1] and ``name``."""
+        n = len(self.samples)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for a dataset of {n} examples")
+        for step in range(n):
+            i = (index + step) % n
+            if i in self._failed:
+                continue
+            try:
+                a, b = self._load(self.samples[i])
+            except _UnreadableError as e:
+                self._failed.add(i)
+                self.skipped.append((str(e.path), e.reason))
+                warnings.warn(
+                    f"could not read {e.path} ({e.reason}); using the next example in its place "
+                    "and skipping this file for the rest of the run",
+                    stacklevel=2,
+                )
+                continue
+            a_t, b_t = self._transform(_to_tensor(a), _to_tensor(b))
+            a_t, b_t = _to_unit_range(a_t), _to_unit_range(b_t)
+            if self.direction == "BtoA":
+                a_t, b_t = b_t, a_t
+            return {"input": a_t, "target": b_t, "name": self.samples[i].name}
+        raise RuntimeError(
+            f"every file of the dataset failed to load; problems found: "
+            f"{_preview_skipped(self.skipped, self.spec.root)}"
+        )
+
+    def summary(self) -> str:
+        """One line for logs: the dataset spec plus how many files were skipped."""
+        text = f"{self.spec.summary()}, direction {self.direction}"
+        unreadable = len(self.skipped) - len(self.spec.skipped)
+        if unreadable:
+            text += f"; {unreadable} unreadable files skipped"
+        return text
+
+    def _drop_unreadable(self, files: list[Sample]) -> list[Sample]:
+        paths = [p for s in files for p in (s.path, s.b_path) if p is not None]
+        problems = dict(zip(paths, _parallel_map(_decode_problem, paths), strict=True))
+        bad = [(str(p), reason) for p, reason in problems.items() if reason is not None]
+        self.skipped.extend(bad)
+        if self.skipped:
+            warnings.warn(
+                f"skipped {len(self.skipped)} of {len(paths) + len(self.spec.skipped)} files "
+                f"that are not readable images: {_preview_skipped(self.skipped, self.spec.root)}. "
+                "They were left on disk untouched; fix or remove them to train on them.",
+                stacklevel=3,
+            )
+        return [s for s in files if problems[s.path] is None and problems.get(s.b_path) is None]
+
+    def _load(self, sample: Sample) -> tuple[Image.Image, Image.Image]:
+        a_channels, b_channels = self._channels
+        size = self._decode_size
+        if self.spec.format == "aligned":
+            both = _read_rgb(sample.path, (2 * size, size))
+            width, height = both.size
+            half = width // 2
+            # B is taken from the right edge so that an odd width drops the middle column
+            # instead of shifting B by one pixel against A.
+            a = both.crop((0, 0, half, height))
+            b = both.crop((width - half, 0, width, height))
+        elif self.spec.format == "paired":
+            assert sample.b_path is not None
+            a = _read_rgb(sample.path, (size, size))
+            b = _read_rgb(sample.b_path, (size, size))
+        else:
+            b = _read_rgb(sample.path, (size, size))
+            a = self._edges(sample.path, b)
+        return _with_channels(a, a_channels), _with_channels(b, b_channels)
+
+    def _edges(self, photo: Path, decoded: Image.Image) -> Image.Image:
+        try:
+            stat = photo.stat()
+        except OSError as e:
+            raise _UnreadableError(photo, f"{type(e).__name__}: {e}") from e
+        size = self._decode_size
+        relative = photo.relative_to(self.spec.folders[0])
+        version = f"{stat.st_mtime_ns}-{stat.st_size}"
+        cached = self.edges_cache_dir / relative.parent / f"{relative.name}.{version}.{size}px.png"
+        if cached.is_file():
+            # A damaged cache entry is not worth a warning: it is recomputed and overwritten.
+            with contextlib.suppress(Exception), Image.open(cached) as img:
+                return img.convert("L")
+
+        from pix2pix import edges  # imported here: only the photos format needs OpenCV edges
+
+        # Lines drawn on a large photo and then shrunk to load_size fade to gray or vanish, so the
+        # edges are found on the photo at the size the transform resizes it to anyway.
+        resized = decoded.resize((size, size), Image.Resampling.BICUBIC)
+        lines = np.asarray(edges.photo_to_edges(resized))
+        if lines.dtype != np.uint8 or lines.ndim != 2:
+            raise ValueError(
+                f"pix2pix.edges.photo_to_edges returned an array of dtype {lines.dtype} and shape "
+                f"{lines.shape} for {photo}; expected uint8 (H, W)"
+            )
+        edge_img = Image.fromarray(lines)  # uint8 (H, W) -> mode "L"
+        try:
+            _save_png_atomic(edge_img, cached)
+            _remove_stale_edges(cached.parent, relative.name, version)
+        except OSError as e:
+            if not self._cache_write_warned:
+                self._cache_write_warned = True
+                warnings.warn(
+                    f"could not write the edge-map cache in {self.edges_cache_dir} ({e}); edge "
+                    "maps will be recomputed every epoch. Pass edges_cache_dir= a writable folder.",
+                    stacklevel=4,
+                )
+        return edge_img
+
+
+class _UnreadableError(Exception):
+    """A file that failed to decode while loading an example."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def _resolve_split(root: Path, split: str) -> tuple[Path, tuple[Path, Path] | None, str]:
+    """Return the split folder, its (A, B) folders if paired, and a note for the summary."""
+    splits = available_splits(root)
+    if not splits:
+        folder, note = root, "; no train/val/test folders, so the root is the only split"
+        inner_ab = (root / "A", root / "B")
+    elif split not in splits:
+        raise ValueError(
+            f"split {split!r} not found in {root}; found splits: {', '.join(splits)}. "
+            "Pass split= one of these, or add the missing folder."
+        )
+    elif (root / split).is_dir():
+        folder, note = root / split, ""
+        inner_ab = (folder / "A", folder / "B")
+    else:
+        return root, (root / "A" / split, root / "B" / split), ""
+
+    has_a, has_b = (d.is_dir() for d in inner_ab)
+    if has_a != has_b:
+        present, missing = inner_ab if has_a else inner_ab[::-1]
+        raise FileNotFoundError(
+            f"found {present} but no {missing}: the paired layout needs both A/ and B/; {_LAYOUTS}"
+        )
+    return folder, (inner_ab if has_a else None), note
+
+
+def _list_folder(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files directly in ``folder`` (sorted), and the other files as (path, reason)."""
+    images, others = [], []
+    for entry in sorted(folder.iterdir()):
+        # Hidden entries include .DS_Store, macOS ._ resource forks and the edges cache.
+        if entry.name.startswith(".") or not entry.is_file():
+            continue
+        if entry.suffix.lower() in IMAGE_EXTENSIONS:
+            images.append(entry)
+        else:
+            others.append((str(entry), f"not an image file (extension {entry.suffix or 'none'!r})"))
+    return images, others
+
+
+def _pair_files(a_dir: Path, b_dir: Path) -> tuple[list[Sample], list[tuple[str, str]]]:
+    """Match A and B files by name without extension; raise if any name is missing on one side."""
+    a_images, a_others = _list_folder(a_dir)
+    b_images, b_others = _list_folder(b_dir)
+    if not a_images and not b_images:
+        raise _empty_folder_error(a_dir, a_others)
+    a_by_stem, b_by_stem = _by_stem(a_images, a_dir), _by_stem(b_images, b_dir)
+    only_a = sorted(a_by_stem.keys() - b_by_stem.keys())
+    only_b = sorted(b_by_stem.keys() - a_by_stem.keys())
+    if only_a or only_b:
+        raise ValueError(
+            "A and B file names do not match (they are paired by name without extension): "
+            f"{len(only_a)} only in {a_dir}: {_preview(only_a, _MISMATCH_LIMIT)}; "
+            f"{len(only_b)} only in {b_dir}: {_preview(only_b, _MISMATCH_LIMIT)}. "
+            "Rename or remove them so that every A image has a B image of the same name."
+        )
+    files = [Sample(stem, a_by_stem[stem], b_by_stem[stem]) for stem in sorted(a_by_stem)]
+    return files, a_others + b_others
+
+
+def _by_stem(images: list[Path], folder: Path) -> dict[str, Path]:
+    by_stem: dict[str, Path] = {}
+    for path in images:
+        if path.stem in by_stem:
+            raise ValueError(
+                f"{folder} has two images named {path.stem!r} ({by_stem[path.stem].name} and "
+                f"{path.name}); A/B pairs are matched by name without extension, so keep only one"
+            )
+        by_stem[path.stem] = path
+    return by_stem
+
+
+def _detect_aligned_or_photos(images: list[Path], folder: Path) -> tuple[str, str]:
+    sizes = [s for s in _parallel_map(_header_size, images) if s is not None]
+    if not sizes:
+        raise ValueError(
+            f"none of the {len(images)} images in {folder} could be opened, e.g. "
+            f"{_preview([p.name for p in images], _WARN_LIMIT)}; check that they are valid images"
+        )
+    wide = sum(abs(w - 2 * h) <= 1 for w, h in sizes)
+    detail = f"{wide}/{len(sizes)} images are twice as wide as high"
+    if wide >= ALIGNED_SHARE * len(sizes):
+        return "aligned", f"auto-detected: {detail}"
+    return "photos", (
+        f"auto-detected: only {detail}, {ALIGNED_SHARE:.0%} needed for 'aligned'; "
+        "pass format= to override"
+    )
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Exception:  # unreadable files are reported when the dataset is built
+        return None
+
+
+def _decode_problem(path: Path) -> str | None:
+    """Return why ``path`` does not decode, or None when it does."""
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+        with Image.open(path) as img:
+            if img.format == "PNG":
+                # Walks every chunk and checks its CRC without inflating the pixels: catches
+                # truncation and corruption at a fraction of a full decode's cost.
+                img.verify()
+            else:
+                # A JPEG decoded at 1/8 scale still reads every byte of the stream, so a
+                # truncated file fails here too; other formats are usually small to decode.
+                img.draft(img.mode, (max(1, img.width // 8), max(1, img.height // 8)))
+                img.load()
+    # Corrupt files can make a decoder raise nearly anything; the reason is reported, not hidden.
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def _read_rgb(path: Path, min_size: tuple[int, int]) -> Image.Image:
+    """Decode ``path`` to RGB, upright per EXIF; JPEGs may decode smaller but >= ``min_size``."""
+    try:
+        with Image.open(path) as img:
+            img.draft(img.mode, min_size)
+            return convert_mode(ImageOps.exif_transpose(img), 3)
+    except Exception as e:  # see _decode_problem
+        raise _UnreadableError(path, f"{type(e).__name__}: {e}") from e
+
+
+def _with_channels(img: Image.Image, channels: int) -> Image.Image:
+    mode = "L" if channels == 1 else "RGB"
+    return img if img.mode == mode else img.convert(mode)
+
+
+def _build_transform(load_size: int, crop_size: int, *, flip: bool, train: bool) -> v2.Compose:
+    bicubic = v2.InterpolationMode.BICUBIC
+    if not train:
+        return v2.Compose(
+            [v2.Resize((crop_size, crop_size), interpolation=bicubic, antialias=True)]
+        )
+    # Called with (A, B) together, v2 draws each random parameter once and applies it to both.
+    steps = [
+        v2.Resize((load_size, load_size), interpolation=bicubic, antialias=True),
+        v2.RandomCrop(crop_size),
+    ]
+    if flip:
+        steps.append(v2.RandomHorizontalFlip(p=0.5))
+    return v2.Compose(steps)
+
+
+def _to_tensor(img: Image.Image) -> tv_tensors.Image:
+    # Resizing uint8 keeps bicubic overshoot clamped to 0..255, hence exactly [-1, 1] later.
+    return tv_tensors.Image(TF.pil_to_tensor(img))
+
+
+def _to_unit_range(img: torch.Tensor) -> torch.Tensor:
+    return img.as_subclass(torch.Tensor).float() / 127.5 - 1.0
+
+
+def _save_png_atomic(img: Image.Image, dest: Path) -> None:
+    """Write ``img`` to ``dest`` so readers (other DataLoader workers) never see a partial file."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".png")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format="PNG")
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _remove_stale_edges(folder: Path, photo_name: str, version: str) -> None:
+    """Delete cached edge maps of earlier versions (other mtime or size) of the same photo."""
+    pattern = re.compile(re.escape(photo_name) + r"\.(\d+-\d+)\.\d+px\.png")
+    for entry in folder.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match and match.group(1) != version:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+
+
+def _unique_names(paths: list[Path]) -> list[str]:
+    """File stems, falling back to the full name where two files share a stem."""
+    stems = [p.stem for p in paths]
+    return [p.name if stems.count(p.stem) > 1 else p.stem for p in paths]
+
+
+def _empty_folder_error(folder: Path, others: list[tuple[str, str]]) -> ValueError:
+    text = f"no images ({', '.join(IMAGE_EXTENSIONS)}) found directly in {folder}"
+    if others:
+        names = _preview([Path(p).name for p, _ in others], _WARN_LIMIT)
+        text += f"; it holds {len(others)} other files: {names}"
+    subfolders = sorted(e.name for e in folder.iterdir() if e.is_dir() and e.name[0] != ".")
+    if subfolders:
+        text += f"; it has subfolders {_preview(subfolders, _WARN_LIMIT)}, which are not searched"
+    return ValueError(f"{text}; {_LAYOUTS}")
+
+
+def _preview(names: list[str], limit: int) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _preview_skipped(skipped: list[tuple[str, str]], root: Path) -> str:
+    def short(path: str) -> str:
+        with contextlib.suppress(ValueError):
+            return str(Path(path).relative_to(root))
+        return path
+
+    return _preview([f"{short(p)} ({reason})" for p, reason in skipped], _WARN_LIMIT)
+
+
+def _parallel_map(fn: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
+    """Map ``fn`` over ``items`` in threads: file reads and PIL decoding release the GIL."""
+    items = list(items)
+    if len(items) < 32:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=_IO_THREADS) as pool:
+        return list(pool.map(fn, items))
