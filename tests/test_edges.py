@@ -75,8 +75,9 @@ def test_lines_follow_shape_boundaries(method):
 def test_flat_and_faintly_noisy_images_give_no_lines(method):
     flat = np.full((64, 80, 3), 128, np.uint8)
     assert (photo_to_edges(flat, method=method) == 255).all()
-    noisy = np.random.default_rng(0).normal(128, 1.5, (64, 80)).round().astype(np.uint8)
-    assert (photo_to_edges(noisy, method=method) == 255).all()
+    # Sensor-level noise must not be traced, even with fragment clean-up off.
+    noisy = np.random.default_rng(0).normal(128, 2.0, (128, 128)).round().astype(np.uint8)
+    assert (photo_to_edges(noisy, method=method, min_fragment=0) == 255).all()
 
 
 def _pil_inputs(rgb: np.ndarray) -> dict[str, Image.Image]:
@@ -185,6 +186,12 @@ def test_thin_keeps_every_blob_connected_and_one_pixel_wide():
     block = np.zeros((6, 6), bool)
     block[2:4, 2:4] = True
     assert thin(block).sum() >= 1
+    # A diagonal branch off a straight line: only the pixel that merely thickens the junction goes.
+    branch = np.zeros((24, 24), bool)
+    branch[10, 2:21] = True
+    for i in range(1, 10):
+        branch[10 + i, 10 + i] = True
+    assert np.argwhere(branch & ~thin(branch)).tolist() == [[10, 11]]
 
 
 @pytest.mark.parametrize("method", METHODS)
