@@ -1,0 +1,878 @@
+"""Train a pix2pix generator on your own paired images.
+
+    python -m train.train --data DIR --out DIR [options]
+    accelerate launch --multi_gpu --num_processes 2 -m train.train --data DIR --out DIR [options]
+    python -m train.train --resume OUT          # continue a stopped run exactly where it stopped
+
+The paper's recipe (Isola et al. 2017): per step, G translates the input; D is updated on
+(input, target) pairs against (input, G's output) pairs with the halved GAN loss; G is updated on
+the non-saturating GAN loss plus lambda x L1. Adam (lr 2e-4, betas 0.5 / 0.999) for both, weights
+drawn from N(0, 0.02), the learning rate constant for ``--epochs`` and then decayed linearly over
+``--epochs-decay`` (per epoch, as the reference implementation's ``linear`` policy).
+
+Accelerate owns devices, processes (DDP) and mixed precision. Runs are reproducible from
+``--seed``: the data order is a permutation seeded per epoch, each example's crop and flip are
+seeded by (seed, epoch, index) whichever process or worker loads it, and dropout draws from the
+process's torch RNG, whose state is checkpointed. A resumed run therefore sees the same batches,
+crops and dropout masks as one that was never stopped.
+
+Outputs in ``--out``: the generator in the Hub format (``config.json``, ``model.safetensors``,
+model card ``README.md``; load it with ``pix2pix.load_generator(OUT)``), ``checkpoint/``,
+``samples/`` (input | output | target rows), ``logs/`` (TensorBoard) and ``train_summary.json``.
+
+Several processes on CPUs: ``accelerate launch --multi_gpu --num_processes N ... --cpu`` (DDP
+over gloo). ``accelerate launch --cpu --num_processes N`` starts a single process unless an MPI
+hostfile is given; the startup line says the world size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object, set_seed
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from pix2pix import networks
+from pix2pix.hub import (
+    INPUT_KINDS,
+    Pix2PixGenerator,
+    TaskInfo,
+    load_generator,
+    push_generator,
+    save_generator,
+)
+from pix2pix.losses import GAN_MODES, discriminator_loss, generator_gan_loss, l1_loss
+from train import checkpoint as ckpt
+from train.data import DIRECTIONS, FORMATS, PairedDataset, available_splits
+
+# Generic registry entries need extra arguments (num_downs, n_blocks) that the CLI does not take.
+GENERATOR_NAMES = tuple(
+    n for n in networks.GENERATORS if n not in ("unet", "encoder_decoder_n", "resnet")
+)
+# Options a resumed run cannot change: they fix the weights' shapes or the meaning of the saved
+# position in the data.
+FIXED_ON_RESUME = (
+    "netG",
+    "ngf",
+    "ndf",
+    "norm",
+    "no_dropout",
+    "patch",
+    "no_gan",
+    "unconditional",
+    "in_channels",
+    "out_channels",
+    "init_from",
+    "batch_size",
+    "seed",
+)
+SAMPLE_COUNT = 4  # rows in a sample grid
+SUMMARY_NAME = "train_summary.json"
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except the uninformative None and False."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``pix2pix-train`` argument parser."""
+    p = argparse.ArgumentParser(
+        prog="pix2pix-train",
+        description="Train a pix2pix generator (Isola et al. 2017) on paired images.",
+        formatter_class=_HelpFormatter,
+    )
+    run = p.add_argument_group("run")
+    run.add_argument("--data", type=Path, help="dataset folder (required unless --resume)")
+    run.add_argument("--out", type=Path, help="output folder (required unless --resume)")
+    run.add_argument("--resume", type=Path, help="continue the run whose output folder this is")
+    run.add_argument("--max-steps", type=int, help="stop after this many steps in total")
+    run.add_argument("--save-every", type=int, default=1000, help="checkpoint period in steps")
+    run.add_argument("--sample-every", type=int, default=500, help="sample-grid period, 0: off")
+    run.add_argument("--log-every", type=int, default=50, help="logging period in steps")
+    run.add_argument("--seed", type=int, default=0, help="seeds weights, data order and dropout")
+    run.add_argument(
+        "--mixed-precision", choices=("no", "bf16", "fp16"), default="no", help="via Accelerate"
+    )
+    run.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is there")
+    run.add_argument("--push-to-hub", metavar="REPO", help="upload the final model to this repo")
+
+    data = p.add_argument_group("data")
+    data.add_argument("--direction", choices=DIRECTIONS, default="AtoB", help="A->B or B->A")
+    data.add_argument("--format", choices=FORMATS, help="dataset layout (default: detected)")
+    data.add_argument("--load-size", type=int, default=286, help="resize to this, then crop")
+    data.add_argument("--crop-size", type=int, default=256, help="side of the training crops")
+    data.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
+    data.add_argument("--in-channels", type=int, choices=(1, 3), default=3, help="G's input")
+    data.add_argument("--out-channels", type=int, choices=(1, 3), default=3, help="G's output")
+    data.add_argument(
+        "--workers",
+        type=int,
+        help="DataLoader workers per process (default: min(4, CPUs per process - 1))",
+    )
+
+    model = p.add_argument_group("model")
+    model.add_argument("--netG", choices=GENERATOR_NAMES, default="unet_256", help="generator")
+    model.add_argument("--ngf", type=int, default=64, help="G's width")
+    model.add_argument("--ndf", type=int, default=64, help="D's width")
+    model.add_argument("--norm", choices=networks.NORMS, default="batch", help="G's and D's")
+    model.add_argument("--no-dropout", action="store_true", help="G without dropout")
+    model.add_argument(
+        "--patch", type=int, choices=networks.PATCH_SIZES, default=70, help="D's receptive field"
+    )
+    model.add_argument("--gan-mode", choices=GAN_MODES, default="vanilla", help="GAN loss")
+    model.add_argument("--no-gan", action="store_true", help="L1 only: no discriminator")
+    model.add_argument(
+        "--unconditional", action="store_true", help="D sees the output only, not the input"
+    )
+    model.add_argument(
+        "--init-from",
+        metavar="SOURCE",
+        help="fine-tune this generator (Hub id, folder, file, URL); its architecture is used",
+    )
+
+    optim = p.add_argument_group("optimisation")
+    optim.add_argument("--batch-size", type=int, default=1, help="per process")
+    optim.add_argument("--lambda-l1", type=float, default=100.0, help="weight of the L1 term")
+    optim.add_argument("--lr", type=float, default=2e-4, help="Adam's initial learning rate")
+    optim.add_argument("--beta1", type=float, default=0.5, help="Adam's beta1 (beta2: 0.999)")
+    optim.add_argument("--epochs", type=int, default=100, help="epochs at the initial LR")
+    optim.add_argument("--epochs-decay", type=int, default=100, help="epochs of linear decay")
+
+    card = p.add_argument_group("model card")
+    card.add_argument("--input-kind", choices=INPUT_KINDS, help="what the inputs are")
+    card.add_argument("--dataset", help="dataset name (default: the data folder's name)")
+    card.add_argument("--notes", default=None, help="free text for the model card")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; ``args.given`` names the options that were given explicitly."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # argparse only fills in defaults for attributes the namespace lacks, so parsing into a
+    # namespace pre-filled with a sentinel tells given options from defaults.
+    unset = object()
+    probe = parser.parse_args(argv, argparse.Namespace(**dict.fromkeys(vars(args), unset)))
+    args.given = sorted(k for k, v in vars(probe).items() if v is not unset)
+    if args.resume is None and (args.data is None or args.out is None):
+        parser.error("--data and --out are required (unless --resume continues a run)")
+    for name in ("batch_size", "crop_size", "load_size", "ngf", "ndf", "log_every"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("epochs", "epochs_decay", "save_every", "sample_every"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must not be negative")
+    if args.epochs + args.epochs_decay < 1:
+        parser.error("--epochs plus --epochs-decay must be at least 1")
+    if args.max_steps is not None and args.max_steps < 0:
+        parser.error("--max-steps must not be negative")
+    if args.workers is not None and args.workers < 0:
+        parser.error("--workers must not be negative")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``pix2pix-train``; returns the exit status."""
+    args = parse_args(argv)
+    try:
+        train(args)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Data order and augmentation, reproducible across resumes, processes and workers
+# --------------------------------------------------------------------------------------------
+
+
+def derive_seed(*parts: int) -> int:
+    """A well-mixed 64-bit seed from several integers (seed, epoch, index, ...)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0])
+
+
+class EpochShuffle(Sampler[tuple[int, int]]):
+    """A permutation of the dataset seeded by (seed, epoch); yields ``(epoch, index)`` keys.
+
+    It has no ``generator`` attribute on purpose: Accelerate would otherwise re-seed it from
+    process 0 at every epoch. Every process draws the same permutation and Accelerate gives each
+    its own share of the batches.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of this epoch (Accelerate's loaders call this too)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rng = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
+        for index in torch.randperm(self.size, generator=rng).tolist():
+            yield self.epoch, index
+
+
+class SeededItems(Dataset):
+    """Loads ``(epoch, index)`` keys with torch's RNG seeded from (seed, epoch, index).
+
+    The random crop and flip of an example then depend on nothing else: not on which process or
+    DataLoader worker loads it, nor on what ran before. The caller's RNG state is left untouched.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset = dataset
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(self.seed, epoch, index))
+            return self.dataset[index]
+
+
+def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
+    """The reference's ``linear`` policy: 1 for ``epochs`` epochs, then linearly towards 0."""
+    return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Losses of one step (pure functions of the networks and the batch)
+# --------------------------------------------------------------------------------------------
+
+
+def _d_input(inp: torch.Tensor, out: torch.Tensor, conditional: bool) -> torch.Tensor:
+    return torch.cat([inp, out], 1) if conditional else out  # (B, C_in + C_out, H, W)
+
+
+def discriminator_step_loss(
+    D: nn.Module,
+    inp: torch.Tensor,
+    fake: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    mode: str,
+    conditional: bool,
+) -> torch.Tensor:
+    """D's loss: (input, target) pairs towards real, (input, G's detached output) towards fake."""
+    fake_logits = D(_d_input(inp, fake.detach(), conditional))
+    real_logits = D(_d_input(inp, target, conditional))
+    return discriminator_loss(real_logits, fake_logits, mode)
+
+
+def generator_step_loss(
+    D: nn.Module | None,
+    inp: torch.Tensor,
+    fake: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    mode: str,
+    lambda_l1: float,
+    conditional: bool,
+) -> dict[str, torch.Tensor]:
+    """G's loss: the GAN term through D (none when D is None) plus ``lambda_l1`` times L1."""
+    l1 = l1_loss(fake, target)
+    if D is None:
+        return {"G_L1": l1, "G": lambda_l1 * l1}
+    gan = generator_gan_loss(D(_d_input(inp, fake, conditional)), mode)
+    return {"G_GAN": gan, "G_L1": l1, "G": gan + lambda_l1 * l1}
+
+
+@dataclass
+class Nets:
+    """The networks and optimizers of a run, as prepared by Accelerate."""
+
+    G: nn.Module
+    opt_G: torch.optim.Optimizer
+    D: nn.Module | None = None  # possibly DDP-wrapped: used for D's own update
+    D_plain: nn.Module | None = None  # unwrapped: G's update goes through D without syncing it
+    opt_D: torch.optim.Optimizer | None = None
+
+
+def train_step(
+    batch: dict[str, Any], nets: Nets, accelerator: Accelerator, args: argparse.Namespace
+) -> dict[str, torch.Tensor]:
+    """One step of the paper's recipe: update D, then G; returns the detached losses."""
+    inp, target = batch["input"], batch["target"]
+    conditional = not args.unconditional
+    with accelerator.autocast():
+        fake = nets.G(inp)
+    losses: dict[str, torch.Tensor] = {}
+
+    if nets.D is not None:
+        nets.D_plain.requires_grad_(True)
+        with accelerator.autocast():
+            loss_d = discriminator_step_loss(
+                nets.D, inp, fake, target, mode=args.gan_mode, conditional=conditional
+            )
+        nets.opt_D.zero_grad(set_to_none=True)
+        accelerator.backward(loss_d)
+        nets.opt_D.step()
+        # G's update needs gradients through D, not for it; calling the unwrapped D keeps DDP
+        # from waiting for gradients that never come.
+        nets.D_plain.requires_grad_(False)
+        losses["D"] = loss_d.detach()
+
+    with accelerator.autocast():
+        g = generator_step_loss(
+            nets.D_plain,
+            inp,
+            fake,
+            target,
+            mode=args.gan_mode,
+            lambda_l1=args.lambda_l1,
+            conditional=conditional,
+        )
+    nets.opt_G.zero_grad(set_to_none=True)
+    accelerator.backward(g["G"])
+    nets.opt_G.step()
+    losses.update({k: v.detach() for k, v in g.items()})
+    return losses
+
+
+# --------------------------------------------------------------------------------------------
+# Building the run
+# --------------------------------------------------------------------------------------------
+
+
+def build_generator(args: argparse.Namespace) -> Pix2PixGenerator:
+    """A fresh generator from the options, initialised N(0, 0.02)."""
+    factory = networks.GENERATORS[args.netG]
+    options = {
+        "in_channels": args.in_channels,
+        "out_channels": args.out_channels,
+        "ngf": args.ngf,
+        "norm": args.norm,
+        "dropout": not args.no_dropout,
+    }
+    accepted = inspect.signature(factory).parameters
+    network = {k: v for k, v in options.items() if k in accepted}
+    model = Pix2PixGenerator(args.netG, network)
+    networks.init_weights(model.net)
+    return model
+
+
+def build_discriminator(args: argparse.Namespace, in_ch: int, out_ch: int) -> nn.Module:
+    """D for the options: conditional on the input unless ``--unconditional``."""
+    d_in = out_ch if args.unconditional else in_ch + out_ch
+    D = networks.create_discriminator(args.patch, in_channels=d_in, ndf=args.ndf, norm=args.norm)
+    return networks.init_weights(D)
+
+
+def check_sizes(G: Pix2PixGenerator, D: nn.Module | None, args: argparse.Namespace) -> None:
+    """Fail before training when the crop size does not fit G or D, saying what would."""
+    crop = args.crop_size
+    multiple = G.size_multiple
+    if crop % multiple:
+        raise ValueError(
+            f"--crop-size {crop} does not fit {G.architecture}: it halves its input "
+            f"{int(np.log2(multiple))} times, so sides must be multiples of {multiple}. Use such "
+            f"a crop size, or a generator that halves less (unet_128: 128, resnet_*: 4)"
+        )
+    if D is None:
+        return
+    d_in = next(m for m in D.modules() if isinstance(m, nn.Conv2d)).in_channels
+    was_training = D.training
+    D.eval()
+    try:
+        with torch.no_grad():
+            logits = D(torch.zeros(1, d_in, crop, crop))
+        problem = None if logits.numel() else "it gives no output"
+    except RuntimeError as e:
+        problem = str(e).splitlines()[0]
+    finally:
+        D.train(was_training)
+    if problem:
+        raise ValueError(
+            f"--crop-size {crop} is too small for the {args.patch}x{args.patch} discriminator "
+            f"({problem}); use larger crops or a smaller --patch"
+        )
+
+
+def default_workers(num_processes: int) -> int:
+    """DataLoader workers per process: up to 4, leaving each process a core of its own."""
+    return min(4, max(0, (os.cpu_count() or 1) // num_processes - 1))
+
+
+def _resolve_resume(args: argparse.Namespace) -> ckpt.Checkpoint:
+    """Load the checkpoint of ``--resume`` and fill the options not given from its config."""
+    folder = ckpt.find_checkpoint(args.resume)
+    if folder is None:
+        raise FileNotFoundError(
+            f"--resume {args.resume}: no training checkpoint there (expected "
+            f"{Path(args.resume) / ckpt.CHECKPOINT_DIR}/step-*/); start a new run without --resume"
+        )
+    state = ckpt.load_checkpoint(folder)
+    saved = state.config.get("args", {})
+    conflicts = [
+        f"--{k.replace('_', '-')} {getattr(args, k)!r} (the checkpoint has {saved.get(k)!r})"
+        for k in FIXED_ON_RESUME
+        if k in args.given and _jsonable(getattr(args, k)) != saved.get(k)
+    ]
+    if conflicts:
+        raise ValueError(
+            f"cannot resume {folder} with different {', '.join(conflicts)}: these fix the "
+            "networks or the position in the data. Drop them to continue the run as it was, or "
+            "start a new run in another --out"
+        )
+    for key, value in saved.items():
+        if key in vars(args) and key not in args.given and key not in ("resume", "given"):
+            setattr(args, key, value)
+    for key in ("data", "out"):
+        if isinstance(getattr(args, key), str):
+            setattr(args, key, Path(getattr(args, key)))
+    if "out" not in args.given:
+        # Checkpoints live in OUT/checkpoint/step-*/: continue in the folder they were found in.
+        args.out = folder.parent.parent if folder.parent.name == ckpt.CHECKPOINT_DIR else args.out
+    return state
+
+
+def _jsonable(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
+
+
+def _run_config(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: _jsonable(v) for k, v in sorted(vars(args).items()) if k not in ("given", "resume")}
+
+
+# --------------------------------------------------------------------------------------------
+# Samples and evaluation (main process, paper's test mode: per-image statistics, no dropout)
+# --------------------------------------------------------------------------------------------
+
+
+def _to_rgb01(x: torch.Tensor) -> torch.Tensor:
+    x = x.float().clamp(-1, 1) * 0.5 + 0.5
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+@torch.no_grad()
+def sample_grid(G: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """A (3, H, W) image in [0, 1]: one row per example, input | output | target."""
+    from torchvision.utils import make_grid
+
+    with networks.eval_mode(G, input_stats=True, noise=None):
+        outputs = G(inputs)
+    rows = torch.stack([_to_rgb01(inputs), _to_rgb01(outputs), _to_rgb01(targets)], 1)
+    return make_grid(rows.flatten(0, 1).cpu(), nrow=3, padding=2, pad_value=1.0)
+
+
+@torch.no_grad()
+def evaluate_l1(G: nn.Module, dataset: Dataset, device: torch.device, batch_size: int) -> float:
+    """Mean L1 between G's outputs and the targets of ``dataset``, in the [-1, 1] range."""
+    total, count = 0.0, 0
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    with networks.eval_mode(G, input_stats=True, noise=None):
+        for batch in loader:
+            inp, target = batch["input"].to(device), batch["target"].to(device)
+            n = inp.shape[0]
+            total += l1_loss(G(inp).float(), target).item() * n
+            count += n
+    return total / max(count, 1)
+
+
+def _eval_dataset(args: argparse.Namespace, split: str, channels: tuple[int, int]) -> Dataset:
+    return PairedDataset(
+        args.data,
+        split=split,
+        direction=args.direction,
+        format=args.format,
+        crop_size=args.crop_size,
+        load_size=args.crop_size,
+        train=False,
+        in_channels=channels[0],
+        out_channels=channels[1],
+    )
+
+
+def _sample_batch(
+    args: argparse.Namespace, channels: tuple[int, int], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed (inputs, targets) for the sample grids: the first val images, else train images."""
+    split = "val" if "val" in available_splits(args.data) else "train"
+    shown = _eval_dataset(args, split, channels)
+    items = [shown[i] for i in range(min(SAMPLE_COUNT, len(shown)))]
+    inputs, targets = (torch.stack([it[k] for it in items]) for k in ("input", "target"))
+    return inputs.to(device), targets.to(device)
+
+
+def _open_tensorboard(log_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        print("note: tensorboard is not installed, so no TensorBoard logs are written")
+        return None
+    return SummaryWriter(str(log_dir))
+
+
+def _recipe(args: argparse.Namespace, G: Pix2PixGenerator, steps: int, world: int) -> str:
+    if args.no_gan:
+        loss = "L1 only (no discriminator)"
+    else:
+        kind = "unconditional" if args.unconditional else "conditional"
+        loss = (
+            f"{kind} {args.gan_mode} GAN with a {args.patch}x{args.patch} discriminator "
+            f"(ndf {args.ndf}) + {args.lambda_l1:g} x L1"
+        )
+    crops = f"{args.crop_size} px crops of {args.load_size} px"
+    crops += ", no flips" if args.no_flip else ", random flips"
+    text = (
+        f"Trained with pix2pix-train: {G.architecture}, {loss}; Adam lr {args.lr:g}, betas "
+        f"({args.beta1:g}, 0.999), batch {args.batch_size} x {world} process(es); "
+        f"{args.epochs} + {args.epochs_decay} decay epochs, {steps} steps; {crops}; "
+        f"direction {args.direction}; seed {args.seed}."
+    )
+    if args.init_from:
+        text += f" Fine-tuned from {args.init_from}."
+    return text + (f"\n\n{args.notes}" if args.notes else "")
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    """Train as the options say; returns the run summary (also written to train_summary.json)."""
+    resume = _resolve_resume(args) if args.resume is not None else None
+    out = Path(args.out)
+    if resume is None and (found := ckpt.find_checkpoint(out)) is not None:
+        raise ValueError(
+            f"{out} already holds a training checkpoint ({found}); continue that run with "
+            f"--resume {out}, or pass another --out"
+        )
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        cpu=args.cpu,
+        step_scheduler_with_optimizer=False,  # the LR changes per epoch, not per step
+    )
+    world, rank = accelerator.num_processes, accelerator.process_index
+    is_main = accelerator.is_main_process
+
+    # The generator: from the checkpoint's config, --init-from, or the options.
+    base_task: dict[str, Any] = {}
+    if resume is not None:
+        spec = resume.config["generator"]
+        base_task = resume.config.get("base_task", {})
+        G = Pix2PixGenerator(spec["architecture"], spec["network"])
+    elif args.init_from:
+        G = load_generator(args.init_from)
+        base_task = asdict(G.task)
+        G.task = TaskInfo()
+        accelerator.print(
+            f"fine-tuning {args.init_from}: {G.architecture} {G.network_kwargs} "
+            "(--netG, --ngf, --norm and --no-dropout do not apply)"
+        )
+    else:
+        set_seed(args.seed)  # the same initial weights on every process
+        G = build_generator(args)
+    G.train()
+    channels = (G.in_channels, G.out_channels)
+
+    dataset = PairedDataset(
+        args.data,
+        split="train",
+        direction=args.direction,
+        format=args.format,
+        load_size=args.load_size,
+        crop_size=args.crop_size,
+        flip=not args.no_flip,
+        train=True,
+        in_channels=channels[0],
+        out_channels=channels[1],
+    )
+    if resume is not None:
+        _check_resumable(resume, dataset_size=len(dataset), world=world)
+
+    D = None
+    if not args.no_gan:
+        set_seed(args.seed + 1)
+        D = build_discriminator(args, *channels)
+    check_sizes(G, D, args)
+    set_seed(args.seed, device_specific=True)  # dropout masks differ between processes
+
+    betas = (args.beta1, 0.999)
+    opt_G = torch.optim.Adam(G.parameters(), lr=args.lr, betas=betas)
+    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=betas) if D is not None else None
+
+    def decay(epoch: int) -> float:
+        return lr_factor(epoch, args.epochs, args.epochs_decay)
+
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt_G, decay)]
+    if opt_D is not None:
+        schedulers.append(torch.optim.lr_scheduler.LambdaLR(opt_D, decay))
+
+    workers = default_workers(world) if args.workers is None else args.workers
+    sampler = EpochShuffle(len(dataset), args.seed)
+    loader = DataLoader(
+        SeededItems(dataset, args.seed),
+        batch_sampler=BatchSampler(sampler, args.batch_size, drop_last=False),
+        num_workers=workers,
+        # Worker seeds come from here, not from the global RNG that dropout draws from.
+        generator=torch.Generator().manual_seed(args.seed),
+        pin_memory=accelerator.device.type == "cuda",
+    )
+    if D is not None:
+        G, D, opt_G, opt_D, loader = accelerator.prepare(G, D, opt_G, opt_D, loader)
+    else:
+        G, opt_G, loader = accelerator.prepare(G, opt_G, loader)
+    G_plain: Pix2PixGenerator = accelerator.unwrap_model(G)
+    D_plain = accelerator.unwrap_model(D) if D is not None else None
+    nets = Nets(G, opt_G, D, D_plain, opt_D)
+
+    steps_per_epoch = len(loader)
+    total_steps = steps_per_epoch * (args.epochs + args.epochs_decay)
+    if args.max_steps is not None:
+        total_steps = min(total_steps, args.max_steps)
+
+    step = epoch = batch_in_epoch = images = 0
+    if resume is not None:
+        step, epoch, batch_in_epoch, images = _load_state(resume, nets, schedulers, accelerator)
+        accelerator.print(f"resuming {resume.folder} at step {step} (epoch {epoch + 1})")
+
+    config = {
+        "args": _run_config(args),
+        "generator": {"architecture": G_plain.architecture, "network": G_plain.network_kwargs},
+        "base_task": base_task,
+        "world_size": world,
+        "dataset_size": len(dataset),
+        "steps_per_epoch": steps_per_epoch,
+    }
+    writer = samples = None
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        writer = _open_tensorboard(out / "logs")
+        samples = _sample_batch(args, channels, accelerator.device)
+    accelerator.print(dataset.summary())
+    accelerator.print(
+        f"training {G_plain.architecture} "
+        f"({'L1 only' if D is None else f'{args.patch}x{args.patch} D, {args.gan_mode} GAN'}) "
+        f"on {world} process(es), world size {world}, device {accelerator.device}, "
+        f"mixed precision {args.mixed_precision}: {steps_per_epoch} steps per epoch of batch "
+        f"{args.batch_size} per process, {total_steps} steps in all; {workers} data workers"
+    )
+
+    def save() -> None:
+        per_process = gather_object([{"rng": ckpt.capture_rng_state(), "images": images}])
+        if is_main:
+            state = {
+                "step": step,
+                "epoch": epoch,
+                "batch_in_epoch": batch_in_epoch,
+                "optimizer_G": nets.opt_G.state_dict(),
+                "optimizer_D": nets.opt_D.state_dict() if nets.opt_D is not None else None,
+                "schedulers": [s.state_dict() for s in schedulers],
+                "scaler": accelerator.scaler.state_dict() if accelerator.scaler else None,
+                "processes": per_process,
+            }
+            weights = {"generator": G_plain.state_dict()}
+            if D_plain is not None:
+                weights["discriminator"] = D_plain.state_dict()
+            ckpt.save_checkpoint(
+                out / ckpt.CHECKPOINT_DIR, step, weights=weights, state=state, config=config
+            )
+        accelerator.wait_for_everyone()
+
+    if resume is not None:
+        # Last of all, so that nothing above can shift the RNG streams of the resumed run.
+        ckpt.restore_rng_state(resume.state["processes"][rank]["rng"])
+
+    bar = tqdm(
+        total=total_steps,
+        initial=step,
+        desc="train",
+        unit="step",
+        dynamic_ncols=True,
+        disable=not accelerator.is_local_main_process,
+    )
+    first_images, started = images, time.perf_counter()
+    last_losses: dict[str, float] = {}
+    while step < total_steps:
+        epoch_loader = loader
+        if batch_in_epoch:
+            epoch_loader = accelerator.skip_first_batches(loader, batch_in_epoch)
+        epoch_loader.set_epoch(epoch)
+        sampler.set_epoch(epoch)  # also where Accelerate's wrappers do not reach it
+        for batch in epoch_loader:
+            losses = train_step(batch, nets, accelerator, args)
+            step += 1
+            batch_in_epoch += 1
+            images += batch["input"].shape[0]
+            if batch_in_epoch == steps_per_epoch:
+                epoch, batch_in_epoch = epoch + 1, 0
+                for scheduler in schedulers:
+                    scheduler.step()
+            bar.update(1)
+
+            if step % args.log_every == 0 or step == total_steps:
+                names = sorted(losses)
+                means = accelerator.reduce(torch.stack([losses[k] for k in names]), "mean")
+                last_losses = dict(zip(names, means.float().tolist(), strict=True))
+                bar.set_postfix({k: f"{v:.3f}" for k, v in last_losses.items()}, refresh=False)
+                if writer is not None:
+                    for k, v in last_losses.items():
+                        writer.add_scalar(f"loss/{k}", v, step)
+                    writer.add_scalar("lr", nets.opt_G.param_groups[0]["lr"], step)
+            if is_main and args.sample_every and step % args.sample_every == 0:
+                _write_samples(G_plain, samples, out, step, writer)
+            if args.save_every and step % args.save_every == 0:
+                save()
+            if step >= total_steps:
+                break
+    bar.close()
+    seconds = time.perf_counter() - started
+    save()
+
+    counts = gather_object([(images, images - first_images)])
+    per_process_images = [c[0] for c in counts]
+    done_images = sum(per_process_images)
+    new_images = sum(c[1] for c in counts)
+    summary: dict[str, Any] = {
+        "steps": step,
+        "epochs": step / steps_per_epoch,
+        "world_size": world,
+        "images": done_images,
+        "images_per_process": per_process_images,
+        "seconds": round(seconds, 3),
+        "images_per_second": round(new_images / seconds, 3) if seconds > 0 else None,
+        "losses": last_losses,
+        "model": str(out),
+    }
+    if is_main:
+        summary.update(_finish(args, G_plain, base_task, samples, step, world, out, writer))
+        (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        rate = summary["images_per_second"]
+        print(
+            f"done: {step} steps, {done_images} images on {world} process(es), "
+            f"{rate if rate is not None else 'n/a'} images/s; model saved to {out}"
+            + (f" and pushed to {summary['pushed_to']}" if summary.get("pushed_to") else "")
+        )
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return summary
+
+
+def _check_resumable(resume: ckpt.Checkpoint, *, dataset_size: int, world: int) -> None:
+    saved_size = resume.config.get("dataset_size")
+    if saved_size != dataset_size:
+        raise ValueError(
+            f"cannot resume {resume.folder}: the dataset now has {dataset_size} usable examples, "
+            f"the run was trained on {saved_size}, so its position in the epoch means nothing"
+        )
+    saved_world = resume.config.get("world_size")
+    if saved_world != world:
+        raise ValueError(
+            f"cannot resume {resume.folder} on {world} process(es): it was trained on "
+            f"{saved_world}, and the batches each process sees depend on that; launch with "
+            f"--num_processes {saved_world}"
+        )
+
+
+def _load_state(
+    resume: ckpt.Checkpoint, nets: Nets, schedulers: list[Any], accelerator: Accelerator
+) -> tuple[int, int, int, int]:
+    """Load weights and optimizer, scheduler and scaler states; returns the saved position."""
+    state = resume.state
+    accelerator.unwrap_model(nets.G).load_state_dict(resume.weights["generator"], strict=True)
+    nets.opt_G.load_state_dict(state["optimizer_G"])
+    if nets.D is not None:
+        if "discriminator" not in resume.weights or state["optimizer_D"] is None:
+            raise ValueError(f"{resume.folder} holds no discriminator (an L1-only run)")
+        nets.D_plain.load_state_dict(resume.weights["discriminator"], strict=True)
+        nets.opt_D.load_state_dict(state["optimizer_D"])
+    for scheduler, saved in zip(schedulers, state["schedulers"], strict=True):
+        scheduler.load_state_dict(saved)
+    if accelerator.scaler is not None and state.get("scaler"):
+        accelerator.scaler.load_state_dict(state["scaler"])
+    images = int(state["processes"][accelerator.process_index]["images"])
+    return int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"]), images
+
+
+def _write_samples(
+    G: nn.Module, samples: tuple[torch.Tensor, torch.Tensor], out: Path, step: int, writer: Any
+) -> None:
+    from torchvision.utils import save_image
+
+    grid = sample_grid(G, *samples)
+    folder = out / "samples"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_image(grid, folder / f"step_{step:08d}.png")
+    if writer is not None:
+        writer.add_image("samples", grid, step)
+
+
+def _finish(
+    args: argparse.Namespace,
+    G: Pix2PixGenerator,
+    base_task: dict[str, Any],
+    samples: tuple[torch.Tensor, torch.Tensor] | None,
+    step: int,
+    world: int,
+    out: Path,
+    writer: Any,
+) -> dict[str, Any]:
+    """Main process, after training: evaluate, write the model, the last samples, push."""
+    device = next(G.parameters()).device
+    metrics: dict[str, float] = {"steps": step}
+    if "val" in available_splits(args.data):
+        val = _eval_dataset(args, "val", (G.in_channels, G.out_channels))
+        metrics["val_l1"] = evaluate_l1(G, val, device, args.batch_size)
+    if samples is not None:
+        _write_samples(G, samples, out, step, writer)
+    if writer is not None:
+        for k, v in metrics.items():
+            writer.add_scalar(f"final/{k}", v, step)
+        writer.close()
+
+    task = {**base_task, "source": None}
+    task.update(
+        direction=args.direction,
+        train_size=args.crop_size,
+        patch=None if args.no_gan else args.patch,
+        dataset=args.dataset or base_task.get("dataset") or Path(args.data).resolve().name,
+        notes=_recipe(args, G, step, world),
+        metrics=metrics,
+    )
+    if args.input_kind:
+        task["input_kind"] = args.input_kind
+    G.task = TaskInfo.from_dict(task)
+    save_generator(G, out, repo_id=args.push_to_hub)
+    result: dict[str, Any] = {"metrics": metrics}
+    if args.push_to_hub:
+        result["pushed_to"] = push_generator(G, args.push_to_hub)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
