@@ -84,3 +84,27 @@ def test_classifier_learns_and_round_trips(fake_source: Path, tmp_path: Path) ->
     assert (predicted.numpy() == np.array(labels)).mean() == pytest.approx(
         config["test_accuracy_real"]
     )
+
+
+def test_evaluate_reports_classifier_accuracy(fake_source: Path, tmp_path: Path) -> None:
+    from pix2pix.hub import Pix2PixGenerator, save_generator
+    from train.evaluate import evaluate
+
+    data = fashion_mnist.export(
+        tmp_path / "data", source=fake_source, classes=("sneaker", "bag"), size=32, val=2
+    )
+    config = classifier.train(
+        data, tmp_path / "clf", steps=60, batch_size=16, width=8, size=32, seed=0
+    )
+    save_generator(
+        Pix2PixGenerator("unet", {"ngf": 4, "num_downs": 5}, {"input_kind": "edges"}),
+        tmp_path / "g",
+    )
+    results = evaluate(
+        tmp_path / "g", data, split="test", size=32, classifier=tmp_path / "clf", progress=False
+    )
+    cls = results["classification"]
+    assert cls["classes"] == ["sneaker", "bag"]
+    # The real photos go through the same decoding and resizing as in the classifier's own test.
+    assert cls["real_accuracy"] == pytest.approx(config["test_accuracy_real"])
+    assert 0.0 <= cls["generated_accuracy"] <= 1.0

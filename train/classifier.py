@@ -50,12 +50,28 @@ class ProductClassifier(nn.Module):
 
 
 def to_input(images: list[Image.Image], size: int) -> torch.Tensor:
-    """PIL images -> (B, 1, size, size) greyscale in [-1, 1]."""
-    arrays = [
-        np.asarray(im.convert("L").resize((size, size), Image.Resampling.BICUBIC), np.float32)
-        for im in images
-    ]
-    return torch.from_numpy(np.stack(arrays))[:, None] / 127.5 - 1
+    """PIL images (of one size) -> (B, 1, size, size) greyscale in [-1, 1]."""
+    arrays = [np.asarray(im.convert("L"), np.float32) for im in images]
+    grey = torch.from_numpy(np.stack(arrays))[:, None] / 127.5 - 1
+    return resize(grey, size)
+
+
+def tensor_input(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3 or 1, H, W) images in [-1, 1] -> the classifier's (B, 1, size, size) input."""
+    if images.shape[1] == 3:
+        weights = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype).view(1, 3, 1, 1)
+        images = (images * weights).sum(1, keepdim=True)
+    return resize(images, size)
+
+
+def resize(grey: torch.Tensor, size: int) -> torch.Tensor:
+    """Antialiased bicubic resize; one function for training and evaluation inputs alike."""
+    if grey.shape[-1] == size and grey.shape[-2] == size:
+        return grey
+    out = F.interpolate(
+        grey, size=(size, size), mode="bicubic", antialias=True, align_corners=False
+    )
+    return out.clamp(-1, 1)
 
 
 def read_image(path: Path) -> Image.Image:

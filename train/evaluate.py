@@ -54,6 +54,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from train import metrics
+from train.classifier import load_classifier
+from train.classifier import tensor_input as classifier_input
 from train.segmentation import (
     CLASSES_NAME,
     SegmentationNet,
@@ -212,6 +214,7 @@ def evaluate(
     size: int = 256,
     out: str | os.PathLike | None = None,
     segmenter: str | os.PathLike | None = None,
+    classifier: str | os.PathLike | None = None,
     palette_from: str | os.PathLike | None = None,
     fid_weights: str | os.PathLike | None = None,
     seed: int | None = None,
@@ -273,6 +276,11 @@ def evaluate(
             seg, palette, palette_where = _fcn_setup(
                 segmenter, palette_from, generator, data_root, translator.device
             )
+        clf = clf_config = None
+        if classifier is not None:
+            clf, clf_config = load_classifier(classifier)
+            class_of = _class_labels(data_root, split, clf_config["classes"])
+        correct = dict.fromkeys(_ROWS, 0)
         num_classes = seg.num_classes if seg is not None else 0
         confusion = {k: torch.zeros(num_classes, num_classes, dtype=torch.long) for k in _ROWS}
         off_palette = 0
@@ -309,6 +317,12 @@ def evaluate(
                     for key, images in (("generated", generated), ("real", targets)):
                         pred = seg(as_rgb(images).to(translator.device)).argmax(1).cpu()
                         confusion[key] += metrics.confusion_matrix(pred, labels, num_classes)
+            if clf is not None:
+                truth = torch.tensor([class_of[name] for name in batch["name"]])
+                with torch.no_grad():
+                    for key, images in (("generated", generated), ("real", targets)):
+                        pred = clf(classifier_input(images, clf_config["size"])).argmax(1)
+                        correct[key] += int((pred == truth).sum())
             if inception is not None:
                 features["generated"].append(inception_features(inception, generated))
                 features["real"].append(inception_features(inception, targets))
@@ -357,6 +371,14 @@ def evaluate(
     else:
         results["fcn"] = None
         results["fcn_note"] = "skipped: no --segmenter given"
+    results["classification"] = None
+    if clf is not None:
+        results["classification"] = {
+            "classifier": str(classifier),
+            "classes": clf_config["classes"],
+            "generated_accuracy": correct["generated"] / count,
+            "real_accuracy": correct["real"] / count,
+        }
     results["fid"], results["fid_note"] = None, NO_FID_WEIGHTS
     if inception is not None:
         results["fid"], results["fid_note"] = _fid(features, fid_weights)
@@ -371,6 +393,22 @@ def evaluate(
         (out / "metrics.json").write_text(text + "\n", encoding="utf-8")
         examples_grid(examples).save(out / "examples.png")
     return results
+
+
+def _class_labels(root: Path, split: str, classes: list[str]) -> dict[str, int]:
+    """File stem -> class index, from the ``labels.json`` of a classification export."""
+    path = root / "labels.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: --classifier needs the labels of each photo")
+    labels = json.loads(path.read_text())["labels"]
+    out = {}
+    for name, label in labels.items():
+        folder, _, file = name.partition("/")
+        if folder == split:
+            if label not in classes:
+                raise ValueError(f"{name} is a {label!r}, a class the classifier does not know")
+            out[Path(file).stem] = classes.index(label)
+    return out
 
 
 def _fcn_setup(
@@ -461,6 +499,10 @@ def format_table(results: dict[str, Any]) -> str:
             lines.append(f"{name:<40}{fcn['generated'][key]:>12.4f}{fcn['real'][key]:>12.4f}")
     else:
         lines.append(f"FCN-score {results['fcn_note']}")
+    cls = results.get("classification")
+    if cls is not None:
+        name = "classifier accuracy"
+        lines.append(f"{name:<40}{cls['generated_accuracy']:>12.4f}{cls['real_accuracy']:>12.4f}")
     if results["fid"] is not None:
         lines.append(f"{'FID (Inception-v3 pool3)':<40}{results['fid']:>12.2f}")
     lines.append(f"FID: {results['fid_note']}")
@@ -520,6 +562,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--segmenter", default=None, help="segmenter folder for FCN-score")
     p.add_argument(
+        "--classifier",
+        default=None,
+        help="classifier folder (train.classifier): its accuracy on generated images",
+    )
+    p.add_argument(
         "--palette-from", default=None, help="classes.json or a generator with task.palette"
     )
     p.add_argument(
@@ -547,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
             size=args.size,
             out=out,
             segmenter=args.segmenter,
+            classifier=args.classifier,
             palette_from=args.palette_from,
             fid_weights=fid_weights,
             seed=args.seed,

@@ -67,6 +67,7 @@ GENERATOR_NAMES = tuple(
 # position in the data.
 FIXED_ON_RESUME = (
     "netG",
+    "num_downs",
     "ngf",
     "ndf",
     "norm",
@@ -136,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = p.add_argument_group("model")
     model.add_argument("--netG", choices=GENERATOR_NAMES, default="unet_256", help="generator")
+    model.add_argument(
+        "--num-downs",
+        type=int,
+        help="U-Net depth other than the name's (unet_256: 8, unet_128: 7); 6 fits 64 px",
+    )
     model.add_argument("--ngf", type=int, default=64, help="G's width")
     model.add_argument("--ndf", type=int, default=64, help="D's width")
     model.add_argument("--norm", choices=networks.NORMS, default="batch", help="G's and D's")
@@ -377,9 +383,17 @@ def build_generator(args: argparse.Namespace) -> Pix2PixGenerator:
         "norm": args.norm,
         "dropout": not args.no_dropout,
     }
+    name = args.netG
+    if args.num_downs is not None:
+        # Other depths (e.g. 6 levels for 64 px images) use the registry's generic entries.
+        if not name.startswith(("unet", "encoder_decoder")):
+            raise ValueError(f"--num-downs applies to U-Nets and encoder-decoders, not {name!r}")
+        name = "unet" if name.startswith("unet") else "encoder_decoder_n"
+        options["num_downs"] = args.num_downs
+        factory = networks.GENERATORS[name]
     accepted = inspect.signature(factory).parameters
     network = {k: v for k, v in options.items() if k in accepted}
-    model = Pix2PixGenerator(args.netG, network)
+    model = Pix2PixGenerator(name, network)
     networks.init_weights(model.net)
     return model
 
@@ -866,12 +880,23 @@ def _finish(
     )
     if args.input_kind:
         task["input_kind"] = args.input_kind
+    task.update(_label_classes(Path(args.data)))
     G.task = TaskInfo.from_dict(task)
     save_generator(G, out, repo_id=args.push_to_hub)
     result: dict[str, Any] = {"metrics": metrics}
     if args.push_to_hub:
         result["pushed_to"] = push_generator(G, args.push_to_hub)
     return result
+
+
+def _label_classes(data: Path) -> dict[str, Any]:
+    """Palette and class names from the dataset's ``classes.json``, when it has one."""
+    path = data / "classes.json"
+    if not path.is_file():
+        return {}
+    classes = json.loads(path.read_text())
+    names = classes.get("class_names") or classes.get("names")
+    return {"palette": classes.get("palette"), "class_names": names}
 
 
 if __name__ == "__main__":
