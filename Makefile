@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: demo test lint install install-dev
+.PHONY: demo test lint install install-dev chromium
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +20,16 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 demo: $(VENV)/.installed
-	HF_HUB_OFFLINE=1 $(VENV)/bin/pix2pix-translate --model checkpoints/sketch2product \
-		examples/sketch2product --out out/demo
-	@echo "Results in out/demo/"
+	HF_HUB_OFFLINE=1 PIX2PIX_REMOTE=skip $(PY) app.py
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: $(VENV)/.installed-dev lint
+# The browser tests drive Debian's chromium (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null || { apt-get install -y -q chromium || \
+		{ apt-get update -q && apt-get install -y -q chromium; }; }
+
+test: $(VENV)/.installed-dev lint chromium
 	$(VENV)/bin/pytest -q

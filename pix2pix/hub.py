@@ -305,7 +305,11 @@ def resolve_source(source: str | os.PathLike, *, revision: str | None = None) ->
         repo_id, _, at = text.partition("@")
         if at and revision and at != revision:
             raise ValueError(f"{text!r} names revision {at!r} but revision={revision!r} was given")
-        return _snapshot(repo_id, at or revision)
+        try:
+            return _snapshot(repo_id, at or revision)
+        except FileNotFoundError as e:
+            # "checkpoints/x" reads as a repo id too: say that both readings were tried.
+            raise FileNotFoundError(f"no local file or folder {text!r}, and {e}") from e
     raise FileNotFoundError(
         f"{text!r} is not an existing file or folder, a Hub repo id (org/name[@revision]) or an "
         f"http(s) URL"

@@ -399,7 +399,7 @@ def test_url_errors_are_clear(http_root, tmp_path: Path, monkeypatch: pytest.Mon
     base, _, _ = http_root
     monkeypatch.setenv("PIX2PIX_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    with pytest.raises(ConnectionError, match="could not download .*missing.pth"):
+    with pytest.raises(ConnectionError, match=r"could not download .*missing\.pth"):
         load_generator(f"{base}/missing.pth")
     assert not list((tmp_path / "cache" / "urls").iterdir())  # nothing half-written is kept
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

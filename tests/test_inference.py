@@ -58,7 +58,7 @@ MODES = ["L", "LA", "RGB", "RGBA", "P", "I;16", "I", "1", "CMYK", "F"]
 def test_every_pil_mode(translate: Translator, mode: str) -> None:
     base = Image.fromarray(_rgb(64, 80))
     if mode == "I;16":
-        image = Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 257))
+        image = Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257)
         assert image.mode == "I;16"
     elif mode == "F":
         image = Image.fromarray(np.asarray(base.convert("L"), dtype=np.float32) / 255)

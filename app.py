@@ -1,0 +1,17 @@
+"""pix2pix studio: the Gradio app (``python app.py``; on Hugging Face Spaces, the app file).
+
+The models come from ``models.toml`` (or the file named by ``$PIX2PIX_MODELS``); see
+``pix2pix/app/`` for the registry, the model store and the UI.
+"""
+
+import contextlib
+
+with contextlib.suppress(ImportError):  # ZeroGPU: import `spaces` before anything touches CUDA
+    import spaces  # noqa: F401
+
+from pix2pix.app import build_demo, launch_options
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    demo.launch(**launch_options())

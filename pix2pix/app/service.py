@@ -1,0 +1,275 @@
+"""The models the app serves: loaded once at start, kept resident, run by the request handlers.
+
+Bundled models (local paths) load before the app starts serving. Models from the Hub or a URL are
+downloaded and loaded at start too, in a background thread by default on CPU hosts, so that a
+cold Space answers within seconds while large checkpoints arrive; they join the picker when ready.
+Nothing is downloaded while answering a request. A model that fails to load is marked unavailable
+with the reason and never stops the app.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pix2pix import edges as edge_maps
+from pix2pix.app.gpu import on_gpu
+from pix2pix.app.imaging import fit_long_side, snap_to_palette
+from pix2pix.app.registry import ModelEntry, Registry
+from pix2pix.hub import TaskInfo, load_generator
+from pix2pix.inference import Translator, best_device
+
+log = logging.getLogger("pix2pix.app")
+
+READY, LOADING, UNAVAILABLE = "ready", "loading", "unavailable"
+DEFAULT_SIZE = 256
+
+
+class ModelError(LookupError):
+    """A request named a model or group that does not exist or cannot run; says which exist."""
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """Where one registry entry stands: ready, loading, or unavailable with the reason."""
+
+    state: str
+    reason: str = ""
+    seconds: float = 0.0  # time to load and warm up
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A loaded model with its merged task metadata and its resident translator."""
+
+    entry: ModelEntry
+    task: TaskInfo
+    size: int  # the side the model was trained on; inputs are scaled so their long side is this
+    translator: Translator
+    architecture: str
+
+    @property
+    def kind(self) -> str:
+        """``edges``, ``labels`` or ``photo``."""
+        return self.task.input_kind or "photo"
+
+    def prepare(self, image: Image.Image) -> Image.Image:
+        """Apply the app's input policy: long side = training size; labels snapped to palette."""
+        labels = self.kind == "labels"
+        image = fit_long_side(image, self.size, nearest=labels)
+        return snap_to_palette(image, self.task.palette) if labels else image
+
+
+class ModelStore:
+    """Loads the registry's models and runs them; thread-safe."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        device: str | torch.device | None = None,
+        precision: str = "auto",
+    ) -> None:
+        self.registry = registry
+        self.device = torch.device(device) if device is not None else best_device()
+        self.precision = precision
+        self._served: dict[str, ServedModel] = {}
+        self._status = {e.id: ModelStatus(LOADING, "waiting to load") for e in registry.models}
+        self._guard = threading.Lock()
+        self._background: threading.Thread | None = None
+        self.key = uuid.uuid4().hex
+        _STORES[self.key] = self
+
+    # ----------------------------------------------------------------------------------------
+    # Loading
+    # ----------------------------------------------------------------------------------------
+
+    def load(self, *, remote: str = "background") -> None:
+        """Load local models now; remote ones now (``startup``), in a thread (``background``),
+        or not at all (``skip``: they are listed as unavailable)."""
+        if remote not in ("background", "startup", "skip"):
+            raise ValueError(f"remote must be 'background', 'startup' or 'skip', got {remote!r}")
+        local = [e for e in self.registry.models if e.is_local]
+        others = [e for e in self.registry.models if not e.is_local]
+        for entry in local:
+            self._load_one(entry)
+        if remote == "skip":
+            for entry in others:
+                self._set(entry.id, ModelStatus(UNAVAILABLE, "remote models are switched off"))
+        elif remote == "startup":
+            for entry in others:
+                self._load_one(entry)
+        elif others:
+            self._background = threading.Thread(
+                target=lambda: [self._load_one(e) for e in others],
+                name="pix2pix-model-loader",
+                daemon=True,
+            )
+            self._background.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for background loading; True when nothing is loading any more."""
+        if self._background is not None:
+            self._background.join(timeout)
+        return not self.loading
+
+    @property
+    def loading(self) -> bool:
+        """Whether some model is still being loaded."""
+        with self._guard:
+            return any(s.state == LOADING for s in self._status.values())
+
+    def _set(self, model_id: str, status: ModelStatus) -> None:
+        with self._guard:
+            self._status[model_id] = status
+
+    def _load_one(self, entry: ModelEntry) -> None:
+        self._set(entry.id, ModelStatus(LOADING, "loading"))
+        start = time.perf_counter()
+        try:
+            served = self._build(entry)
+        except Exception as e:  # a broken or unreachable model must not stop the app
+            reason = str(e).strip() or type(e).__name__
+            log.warning("model %s unavailable: %s", entry.id, reason)
+            self._set(entry.id, ModelStatus(UNAVAILABLE, reason))
+            return
+        seconds = time.perf_counter() - start
+        with self._guard:
+            self._served[entry.id] = served
+            self._status[entry.id] = ModelStatus(READY, seconds=seconds)
+        log.info("model %s ready on %s in %.1f s", entry.id, self.device, seconds)
+
+    def _build(self, entry: ModelEntry) -> ServedModel:
+        if entry.is_local and not Path(entry.source).exists():
+            shown = _relative(Path(entry.source), self.registry.path.parent)
+            raise FileNotFoundError(f"{shown} not found")
+        model = load_generator(entry.source, revision=entry.revision)
+        task = dataclasses.replace(model.task, **entry.overrides)
+        if task.input_kind is None:
+            raise ValueError("its config has no input kind; set 'input' in the registry")
+        if task.input_kind == "labels" and not task.palette:
+            raise ValueError("a label model needs a palette (in its config or the registry)")
+        model.task = task
+        size = task.train_size or max(model.size_multiple, 1)
+        if size < 32:
+            size = DEFAULT_SIZE
+        translator = Translator(
+            model, device=self.device, precision=self.precision, norm=entry.norm
+        )
+        # Warm-up: the first pass allocates and picks kernels; do it before the first user waits.
+        translator(Image.new("RGB", (size, size), "white"))
+        return ServedModel(entry, task, size, translator, model.architecture)
+
+    # ----------------------------------------------------------------------------------------
+    # Queries
+    # ----------------------------------------------------------------------------------------
+
+    def status(self, model_id: str) -> ModelStatus:
+        """The status of one entry."""
+        with self._guard:
+            return self._status[model_id]
+
+    def served(self, model_id: str) -> ServedModel | None:
+        """The loaded model, or None while it is not ready."""
+        with self._guard:
+            return self._served.get(model_id)
+
+    def ready_ids(self) -> list[str]:
+        """Ids of the models that can run now, in registry order."""
+        with self._guard:
+            return [e.id for e in self.registry.models if e.id in self._served]
+
+    def get(self, model_id: str | None) -> ServedModel:
+        """The loaded model ``model_id``; ModelError says why not and lists the ready ones."""
+        ids = self.registry.ids
+        if not model_id or model_id not in ids:
+            raise ModelError(f"unknown model {model_id!r}; valid models: {', '.join(ids)}")
+        served = self.served(model_id)
+        if served is None:
+            status = self.status(model_id)
+            ready = ", ".join(self.ready_ids()) or "none yet"
+            if status.state == LOADING:
+                raise ModelError(f"model {model_id!r} is still loading; ready now: {ready}")
+            raise ModelError(f"model {model_id!r} is unavailable ({status.reason}); ready: {ready}")
+        return served
+
+    def group(self, name: str | None) -> list[ModelEntry]:
+        """The entries of group ``name``; ModelError lists the valid groups."""
+        groups = self.registry.groups
+        if not name or name not in groups:
+            valid = ", ".join(groups) or "none"
+            raise ModelError(f"unknown group {name!r}; valid groups: {valid}")
+        return groups[name]
+
+    # ----------------------------------------------------------------------------------------
+    # Running
+    # ----------------------------------------------------------------------------------------
+
+    def translate(self, model_id: str, image: Image.Image, seed: int | None = None) -> Image.Image:
+        """Run one model on one image (after the input policy of :meth:`ServedModel.prepare`)."""
+        self.get(model_id)  # the error for an unknown or unavailable model, before the GPU call
+        return _run(self.key, [model_id], image, seed)[0]
+
+    def compare(
+        self, group: str, image: Image.Image, seed: int | None = None
+    ) -> tuple[list[tuple[ServedModel, Image.Image]], list[tuple[ModelEntry, str]]]:
+        """Run every ready variant of ``group`` on ``image``; returns (results, skipped+reason)."""
+        ready, skipped = [], []
+        for entry in self.group(group):
+            served = self.served(entry.id)
+            if served is None:
+                skipped.append((entry, self.status(entry.id).reason or "loading"))
+            else:
+                ready.append(served)
+        outputs = _run(self.key, [s.entry.id for s in ready], image, seed) if ready else []
+        return list(zip(ready, outputs, strict=True)), skipped
+
+
+# ZeroGPU runs @on_gpu functions in a worker process and pickles their arguments and results, so
+# the function that runs models is module-level, takes plain values and finds its store by key.
+_STORES: weakref.WeakValueDictionary[str, ModelStore] = weakref.WeakValueDictionary()
+
+
+@on_gpu()
+def _run(
+    store_key: str, model_ids: list[str], image: Image.Image, seed: int | None
+) -> list[Image.Image]:
+    """Each model on ``image`` (one batch per model, all in one call)."""
+    store = _STORES[store_key]
+    outputs = []
+    for model_id in model_ids:
+        served = store.get(model_id)
+        outputs.append(served.translator([served.prepare(image)], seed=seed)[0])
+    return outputs
+
+
+def photo_edges(
+    image: Image.Image,
+    size: int,
+    *,
+    method: str = "canny",
+    low: float | None = None,
+    high: float | None = None,
+) -> Image.Image:
+    """A photo's edge map at ``size`` (long side), the way the training data made them: the photo
+    is scaled first, so lines are one pixel wide at the model's scale."""
+    photo = fit_long_side(image, size)
+    lines = edge_maps.photo_to_edges(np.asarray(photo), method=method, low=low, high=high)
+    return edge_maps.edges_to_pil(lines)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
