@@ -387,3 +387,14 @@ def test_module_runs_as_a_command() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "--segmenter" in result.stdout and "--fid-weights" in result.stdout
+
+
+def test_fcn_score_runs_the_segmenter_at_its_own_size(workspace: dict[str, Path]) -> None:
+    # Evaluating at twice the segmenter's training size: images and labels are brought back to
+    # its size, so the real photos still segment as well as at their own size.
+    results = evaluate.evaluate(
+        workspace["generator"], workspace["data"], size=2 * SIZE, segmenter=workspace["segmenter"],
+        progress=False,
+    )  # fmt: skip
+    assert results["fcn"]["segmenter_size"] == SIZE
+    assert results["fcn"]["real"]["pixel_accuracy"] > 0.8

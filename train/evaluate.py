@@ -282,6 +282,8 @@ def evaluate(
             class_of = _class_labels(data_root, split, clf_config["classes"])
         correct = dict.fromkeys(_ROWS, 0)
         num_classes = seg.num_classes if seg is not None else 0
+        # The segmenter sees images at the size it was trained at (labels resized nearest).
+        seg_size = int(seg.metrics.get("train", {}).get("size") or size) if seg else size
         confusion = {k: torch.zeros(num_classes, num_classes, dtype=torch.long) for k in _ROWS}
         off_palette = 0
         inception = load_inception(fid_weights, translator.device) if fid_weights else None
@@ -313,9 +315,11 @@ def evaluate(
             if seg is not None:
                 labels, exact = label_indices(inputs, palette)
                 off_palette += int((~exact).sum())
+                labels = _resize_labels(labels, seg_size)
                 with torch.no_grad():
                     for key, images in (("generated", generated), ("real", targets)):
-                        pred = seg(as_rgb(images).to(translator.device)).argmax(1).cpu()
+                        x = _resize_images(as_rgb(images), seg_size)
+                        pred = seg(x.to(translator.device)).argmax(1).cpu()
                         confusion[key] += metrics.confusion_matrix(pred, labels, num_classes)
             if clf is not None:
                 truth = torch.tensor([class_of[name] for name in batch["name"]])
@@ -363,6 +367,7 @@ def evaluate(
             "segmenter_val": {k: v for k, v in seg.metrics.items() if k.startswith("val_")},
             "palette": palette_where,
             "num_classes": num_classes,
+            "segmenter_size": seg_size,
             "labels": f"the input side ({'A' if direction == 'AtoB' else 'B'}) of the dataset",
             "label_pixels_off_palette": off_palette / (count * size * size),
             "generated": metrics.segmentation_scores(confusion["generated"]),
@@ -393,6 +398,19 @@ def evaluate(
         (out / "metrics.json").write_text(text + "\n", encoding="utf-8")
         examples_grid(examples).save(out / "examples.png")
     return results
+
+
+def _resize_labels(labels: torch.Tensor, side: int) -> torch.Tensor:
+    if labels.shape[-1] == side and labels.shape[-2] == side:
+        return labels
+    resized = F.interpolate(labels[:, None].float(), size=(side, side), mode="nearest")
+    return resized[:, 0].long()
+
+
+def _resize_images(images: torch.Tensor, side: int) -> torch.Tensor:
+    if images.shape[-1] == side and images.shape[-2] == side:
+        return images
+    return F.interpolate(images, size=(side, side), mode="bilinear", antialias=True)
 
 
 def _class_labels(root: Path, split: str, classes: list[str]) -> dict[str, int]:

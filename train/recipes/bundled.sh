@@ -64,7 +64,7 @@ sketch() {
 segmenter() {
   rm -rf "$RUNS/segmenter"
   timed segmenter $PY -m train.segmentation --data data/facades --out "$RUNS/segmenter" \
-    --size 256 --steps 1500 --batch-size 8 --seed 0 --workers 0
+    --size 128 --width 16 --steps 800 --batch-size 8 --seed 0 --workers 0
 }
 
 classifier() {
