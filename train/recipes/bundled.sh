@@ -76,7 +76,7 @@ classifier() {
 export_models() {  # fp16 copies in our Hub format, checked against the fp32 originals
   for name in facades-patch1 facades-patch16 facades-patch70 facades-patch286 facades-l1 sketch2product; do
     rm -rf "checkpoints/$name"
-    $PY -m pix2pix.convert "$RUNS/$name" "checkpoints/$name" --fp16
+    $PY -m pix2pix.convert "$RUNS/$name" "checkpoints/$name" --fp16 --license mit
   done
 }
 
