@@ -14,10 +14,8 @@ networks, losses and optimizers.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -32,27 +30,11 @@ from PIL import Image
 
 from pix2pix import Translator, load_generator, networks
 from pix2pix.hub import Pix2PixGenerator
+from train.sysinfo import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ("sketch2product", "facades-patch1", "facades-patch16", "facades-patch70",
            "facades-patch286", "facades-l1")  # fmt: skip
-
-
-def machine() -> dict[str, str | int]:
-    """CPU model, cores and library versions of this machine."""
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": model,
-        "cores": os.cpu_count() or 0,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-    }
 
 
 def timings(fn: Callable[[], object], *, runs: int, warmup: int = 3) -> dict[str, float]:
