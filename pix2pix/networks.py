@@ -33,6 +33,8 @@ class BatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or not self.use_input_stats:
             return super().forward(x)
+        if x.shape[0] == 1:  # the same statistics; batch_norm's kernel is the faster one here
+            return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
         return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
 
 
