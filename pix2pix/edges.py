@@ -46,8 +46,9 @@ def photo_to_edges(
 
     ``image`` is a PIL image of any common mode or an (H, W), (H, W, 1..4) array of uint8, uint16
     or float in [0, 1] (channels are gray, gray+alpha, RGB or RGBA). Transparent pixels are
-    composited onto white. Pillow's "I" and "F" modes follow Pillow's own convention of a 0..255
-    scale (what ``convert("I")``/``convert("F")`` produce); "I;16" is a full 16-bit range.
+    composited onto white. Pillow's "I" and "F" modes are scaled by the range their values use
+    (0..1 for "F", 0..255 as ``convert("I")`` / ``convert("F")`` produce, else 16-bit); "I;16" is
+    a full 16-bit range.
 
     ``low``/``high`` are Canny hysteresis thresholds on the 3x3 Sobel gradient magnitude of the
     0..255 image. With both None they are chosen per image: ``high = 1.33 * T`` and
@@ -342,7 +343,12 @@ def _pil_to_array(image: Image.Image) -> np.ndarray:
     if mode in ("L", "LA", "RGB", "RGBA") or mode in _PIL_16BIT_MODES:
         return np.asarray(image)
     if mode in ("I", "F"):
-        return np.clip(np.asarray(image, dtype=np.float32) / 255.0, 0.0, 1.0)
+        # The same rule as the Translator: the scale is read off the values' range.
+        values = np.asarray(image, dtype=np.float32)
+        high = float(values.max())
+        if mode == "F" and high <= 1.0:
+            return np.clip(values, 0.0, 1.0)
+        return np.clip(values / (255.0 if high <= 255.0 else 65535.0), 0.0, 1.0)
     if mode == "1":
         return np.asarray(image.convert("L"))
     # Palette images may carry transparency; RGBA keeps it, and alpha is 255 where there is none.

@@ -206,12 +206,11 @@ def to_float_array(image: ImageLike) -> np.ndarray:
 
 def _pil_to_float(image: Image.Image) -> np.ndarray:
     mode = image.mode
-    if mode.startswith("I;16") or mode == "I":
-        # 16-bit greyscale (PNG opens as I;16 or I): full range is 0..65535.
+    if mode.startswith("I;16"):
         array = np.asarray(image, dtype=np.float32) / 65535.0
-        return _check_range(np.clip(array, 0.0, 1.0)[..., None], f"PIL mode {mode}")
-    if mode == "F":
-        return _array_to_float(np.asarray(image, dtype=np.float32))
+        return _check_range(array[..., None], f"PIL mode {mode}")
+    if mode in ("I", "F"):
+        return _check_range(_unit_scale(np.asarray(image, dtype=np.float32), mode), f"mode {mode}")
     if mode in ("1", "L"):
         image = image.convert("L")
     elif mode in ("P", "PA"):
@@ -219,6 +218,18 @@ def _pil_to_float(image: Image.Image) -> np.ndarray:
     elif mode not in ("LA", "RGB", "RGBA"):
         image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX ...
     return _array_to_float(np.asarray(image))
+
+
+def _unit_scale(array: np.ndarray, mode: str) -> np.ndarray:
+    """Bring a PIL "I" / "F" image to [0, 1] by the range its values use.
+
+    Pillow's ``convert("I")`` / ``convert("F")`` keep the 0..255 scale, 16-bit files may open as
+    "I" (0..65535), and float images made from arrays are often 0..1.
+    """
+    high = float(array.max())
+    if mode == "F" and high <= 1.0:
+        return array[..., None]
+    return array[..., None] / (255.0 if high <= 255.0 else 65535.0)
 
 
 def _array_to_float(array: np.ndarray) -> np.ndarray:

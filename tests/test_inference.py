@@ -74,7 +74,11 @@ def test_grey_inputs_agree_across_representations(translate: Translator) -> None
     as_16 = np.asarray(translate(Image.fromarray(grey.astype(np.uint16) * 257)))
     as_float = np.asarray(translate(grey.astype(np.float32) / 255))
     as_rgb = np.asarray(translate(np.stack([grey] * 3, axis=-1)))
-    for other in (as_16, as_float, as_rgb):
+    as_i = np.asarray(translate(Image.fromarray(grey).convert("I")))  # Pillow's 0..255 scale
+    as_i16_in_i = np.asarray(translate(Image.fromarray(grey.astype(np.int32) * 257, "I")))
+    as_f255 = np.asarray(translate(Image.fromarray(grey).convert("F")))
+    as_f01 = np.asarray(translate(Image.fromarray(grey.astype(np.float32) / 255, "F")))
+    for other in (as_16, as_float, as_rgb, as_i, as_i16_in_i, as_f255, as_f01):
         assert np.abs(other.astype(int) - as_l).max() <= 1
 
 
