@@ -38,8 +38,8 @@ BUNDLED = ("sketch2product", "facades-patch1", "facades-patch16", "facades-patch
            "facades-patch286", "facades-l1")  # fmt: skip
 
 
-def timings(fn: Callable[[], object], *, runs: int, warmup: int = 3) -> dict[str, float]:
-    """p50 / p95 / mean wall time of ``fn`` in milliseconds."""
+def sample(fn: Callable[[], object], *, runs: int, warmup: int = 3) -> list[float]:
+    """Wall times of ``runs`` calls of ``fn`` in milliseconds, after ``warmup`` calls."""
     for _ in range(warmup):
         fn()
     samples = []
@@ -47,12 +47,33 @@ def timings(fn: Callable[[], object], *, runs: int, warmup: int = 3) -> dict[str
         start = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
+    return samples
+
+
+def timings(fn: Callable[[], object], *, runs: int, warmup: int = 3) -> dict[str, float]:
+    """p50 / p95 / mean wall time of ``fn`` in milliseconds."""
+    return _summary(sample(fn, runs=runs, warmup=warmup))
+
+
+def interleaved(
+    fns: dict[str, Callable[[], object]], *, runs: int, rounds: int = 3
+) -> dict[str, dict[str, float]]:
+    """``timings`` of several functions, taken in alternating rounds so drift hits all alike."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            samples[name].extend(sample(fn, runs=per_round, warmup=2))
+    return {name: _summary(values) for name, values in samples.items()}
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
     return {
         "p50_ms": statistics.median(samples),
         "p95_ms": samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))],
         "mean_ms": statistics.fmean(samples),
-        "runs": runs,
+        "runs": len(samples),
     }
 
 
@@ -71,11 +92,19 @@ def bench_inference(name: str, model: Pix2PixGenerator, size: int, runs: int) ->
     x = torch.from_numpy(np.asarray(image, np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
 
     baseline_model = model.net
-    with torch.no_grad():
-        baseline = timings(lambda: baseline_model(x), runs=runs)
+
+    def baseline_forward() -> None:
+        with torch.no_grad():
+            baseline_model(x)
 
     translate = Translator(model, device="cpu")
-    ours = timings(lambda: translate(image), runs=runs)
+    eager = Translator(model, device="cpu", backend="eager")
+    timed = interleaved(
+        {"baseline": baseline_forward, "ours": lambda: translate(image),
+         "ours_eager": lambda: eager(image)},
+        runs=runs,
+    )  # fmt: skip
+    baseline, ours = timed["baseline"], timed["ours"]
 
     # Error of our path against fp32 in the same (paper's) test mode, on [0, 255].
     with torch.no_grad(), networks.eval_mode(model, input_stats=True, noise=None):
@@ -88,8 +117,10 @@ def bench_inference(name: str, model: Pix2PixGenerator, size: int, runs: int) ->
         "model": name,
         "size": size,
         "precision": str(translate.dtype).replace("torch.", ""),
+        "backend": translate.backend,
         "baseline_fp32_eager": baseline,
         "translator": ours,
+        "translator_eager_backend": timed["ours_eager"],
         "speedup_p50": baseline["p50_ms"] / ours["p50_ms"],
         "max_abs_error_255": float(np.abs(got - reference).max()),
         "psnr_db": 10 * np.log10(255**2 / mse) if mse > 0 else float("inf"),
@@ -231,14 +262,18 @@ def write_markdown(results: dict, path: Path, command: str) -> None:
         "",
         "## Inference, batch 1 (PIL in, PIL out for ours; tensor forward for the baseline)",
         "",
-        "| model | px | ours: precision | ours p50 / p95 (ms) | baseline fp32 eager p50 / p95 (ms) | speed-up | max abs err | PSNR vs fp32 | batch-8 img/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        'Timed in alternating rounds (baseline, ours, ours with `backend="eager"`), so that the '
+        "machine's drift hits all three alike.",
+        "",
+        "| model | px | ours: backend, precision | ours p50 / p95 (ms) | baseline fp32 eager p50 / p95 (ms) | speed-up | ours, eager backend p50 (ms) | max abs err | PSNR vs fp32 | batch-8 img/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["inference"]:
         t, b = r["translator"], r["baseline_fp32_eager"]
         lines.append(
-            f"| {r['model']} | {r['size']} | {r['precision']} | {t['p50_ms']:.1f} / {t['p95_ms']:.1f} | "
+            f"| {r['model']} | {r['size']} | {r['backend']}, {r['precision']} | {t['p50_ms']:.1f} / {t['p95_ms']:.1f} | "
             f"{b['p50_ms']:.1f} / {b['p95_ms']:.1f} | {r['speedup_p50']:.2f}x | "
+            f"{r['translator_eager_backend']['p50_ms']:.1f} | "
             f"{r['max_abs_error_255']:.1f} | {r['psnr_db']:.1f} dB | {r['batch8_images_per_s']:.1f} |"
         )
     if "training" in results:

@@ -532,10 +532,12 @@ def eval_mode(
     this generator; ``None`` turns dropout off. Not re-entrant for one model: callers that share a
     model between threads hold a lock around it.
     """
-    was_training = generator.training
-    generator.eval()
-    norms = [m for m in generator.modules() if isinstance(m, BatchNorm2d)]
-    drops = [m for m in generator.modules() if isinstance(m, Dropout)]
+    modules = list(generator.modules())
+    training = [m for m in modules if m.training]  # restored as they were, mixed modes too
+    for m in training:
+        m.training = False
+    norms = [m for m in modules if isinstance(m, BatchNorm2d)]
+    drops = [m for m in modules if isinstance(m, Dropout)]
     for m in norms:
         m.use_input_stats = input_stats
     for m in drops:
@@ -547,4 +549,5 @@ def eval_mode(
             m.use_input_stats = False
         for m in drops:
             m.generator = None
-        generator.train(was_training)
+        for m in training:
+            m.training = True

@@ -33,7 +33,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -577,6 +577,21 @@ def _recipe(args: argparse.Namespace, G: Pix2PixGenerator, steps: int, world: in
 # --------------------------------------------------------------------------------------------
 
 
+def adam(
+    params: Iterable[torch.nn.Parameter], *, lr: float, betas: tuple[float, float]
+) -> torch.optim.Adam:
+    """Adam with PyTorch's fused kernel where it has one for these parameters, else the loop.
+
+    The same update; the fused step does in one pass what the loop does in ~10 kernels per
+    tensor (measured on 2 CPU cores: 85 -> 81 ms per batch-1 training step, see PERFORMANCE.md).
+    """
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    except (RuntimeError, ValueError):  # no fused kernel for this device or PyTorch
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Train as the options say; returns the run summary (also written to train_summary.json)."""
     resume = _resolve_resume(args) if args.resume is not None else None
@@ -637,8 +652,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     set_seed(args.seed, device_specific=True)  # dropout masks differ between processes
 
     betas = (args.beta1, 0.999)
-    opt_G = torch.optim.Adam(G.parameters(), lr=args.lr, betas=betas)
-    opt_D = torch.optim.Adam(D.parameters(), lr=args.lr, betas=betas) if D is not None else None
+    opt_G = adam(G.parameters(), lr=args.lr, betas=betas)
+    opt_D = adam(D.parameters(), lr=args.lr, betas=betas) if D is not None else None
 
     def decay(epoch: int) -> float:
         return lr_factor(epoch, args.epochs, args.epochs_decay)
