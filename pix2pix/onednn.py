@@ -10,7 +10,8 @@ the results are those of the eager convolutions up to float rounding (max differ
 The twin shares every parameter and buffer with the original: nothing is copied but the module
 objects, and a weight changed in place (an optimizer step, a ``load_state_dict``) is packed again
 on the next call. Anything the packed kernels cannot serve (gradients, other dtypes or devices, a
-oneDNN error) runs through the ordinary convolution instead.
+oneDNN error) runs through the ordinary convolution instead, and so does a layer whose packed
+kernel, checked against the ordinary one on the first call at each input shape, disagrees.
 """
 
 from __future__ import annotations
@@ -59,14 +60,27 @@ class PackedConv(nn.Module):
         if self.failed or not _servable(x, weight):
             return self.conv(x)
         try:
-            return self._run(x, self._weights_for(x.shape))
-        except RuntimeError as error:  # an unsupported case in this oneDNN build: eager from now on
-            log.warning("oneDNN packed convolution failed (%s); using the eager one", error)
-            self.failed = True
-            self._packed.clear()
-            return self.conv(x)
+            packed, fresh = self._weights_for(x.shape)
+            y = self._run(x, packed)
+        except RuntimeError as error:  # an unsupported case in this oneDNN build
+            return self._give_up(x, str(error))
+        if fresh:  # the first call at a shape checks the packed kernel against the eager one
+            expected = self.conv(x)
+            scale = max(1.0, float(expected.abs().max()))
+            if not torch.allclose(y, expected, rtol=1e-3, atol=1e-4 * scale):
+                error = float((y - expected).abs().max())
+                return self._give_up(x, f"differs from the eager convolution by {error:.3g}")
+        return y
 
-    def _weights_for(self, shape: torch.Size) -> torch.Tensor:
+    def _give_up(self, x: torch.Tensor, why: str) -> torch.Tensor:
+        """Use the eager convolution from now on, and say why once."""
+        log.warning("oneDNN packed convolution %s; using the eager one", why)
+        self.failed = True
+        self._packed.clear()
+        return self.conv(x)
+
+    def _weights_for(self, shape: torch.Size) -> tuple[torch.Tensor, bool]:
+        """The weights packed for inputs of ``shape``, and whether they were packed just now."""
         weight = self.conv.weight
         version = (weight._version, weight.data_ptr())
         if version != self._version:  # changed in place since packing
@@ -74,14 +88,14 @@ class PackedConv(nn.Module):
             self._version = version
         key = tuple(shape)
         packed = self._packed.get(key)
-        if packed is None:
-            packed = self._pack(weight.detach(), list(key))
-            self._packed[key] = packed
-            if len(self._packed) > SHAPES_PER_LAYER:
-                self._packed.popitem(last=False)
-        else:
+        if packed is not None:
             self._packed.move_to_end(key)
-        return packed
+            return packed, False
+        packed = self._pack(weight.detach(), list(key))
+        self._packed[key] = packed
+        if len(self._packed) > SHAPES_PER_LAYER:
+            self._packed.popitem(last=False)
+        return packed, True
 
     def _pack(self, weight: torch.Tensor, input_size: list[int]) -> torch.Tensor:
         c, mkldnn = self.conv, torch.ops.mkldnn

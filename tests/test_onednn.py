@@ -113,6 +113,20 @@ def test_a_failing_kernel_falls_back_to_eager_and_says_so(
     assert "could not create a primitive" in caplog.text
 
 
+@needs_onednn
+def test_a_kernel_that_disagrees_with_eager_is_dropped_on_its_first_call(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    conv = nn.ConvTranspose2d(3, 4, 4, 2, 1)
+    packed = onednn.PackedConv(conv)
+    right = onednn.PackedConv._run
+    monkeypatch.setattr(onednn.PackedConv, "_run", lambda s, x, w: right(s, x, w) + 0.01)
+    x = torch.rand(1, 3, 8, 8)
+    with caplog.at_level(logging.WARNING, logger="pix2pix.onednn"), torch.inference_mode():
+        assert torch.equal(packed(x), conv(x))
+    assert packed.failed and "differs from the eager convolution by 0.01" in caplog.text
+
+
 def _paper_mode_model() -> Pix2PixGenerator:
     torch.manual_seed(0)
     model = Pix2PixGenerator("unet_256", {"ngf": 8, "dropout": True})
