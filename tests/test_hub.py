@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -267,6 +268,15 @@ def test_truncated_and_garbage_files_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "noise.bin").write_bytes(os.urandom(4096))
     with pytest.raises(CheckpointError, match=r"noise\.bin"):
         load_generator(tmp_path / "noise.bin")
+    # Garbage reaches the unpickler in many ways (a pickle header then noise, noise alone); each
+    # one must end in the same error naming the file, never in IndexError or TypeError.
+    rng = np.random.default_rng(0)
+    for i in range(300):
+        noise = rng.integers(0, 256, int(rng.integers(1, 600)), dtype=np.uint8).tobytes()
+        head = (b"", b"\x80\x02", b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02")[i % 3]
+        (tmp_path / "garbage.pth").write_bytes(head + noise)
+        with pytest.raises(CheckpointError, match=r"garbage\.pth"):
+            load_generator(tmp_path / "garbage.pth")
     (tmp_path / "empty.safetensors").write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"empty\.safetensors"):
         load_generator(tmp_path / "empty.safetensors")
