@@ -111,6 +111,9 @@ class Translator:
             raise ValueError(f"{type(generator).__name__} has no convolutions; not a generator")
         self.in_channels = convs[0].in_channels
         self.backend, self.net = self._backend(backend)
+        # CUDA draws dropout masks on the GPU (its own random stream: a seed's variation is
+        # reproducible per device type); every other device draws them on the CPU.
+        self._noise_device = self.device if self.device.type == "cuda" else torch.device("cpu")
         with _LOCKS_GUARD:
             self._lock = _LOCKS.setdefault(self.model, threading.Lock())
 
@@ -153,7 +156,9 @@ class Translator:
         """Translate a (B, C, H, W) batch in [-1, 1] of one size; returns PIL images."""
         height, width = batch.shape[-2:]
         x = pad_to_multiple(batch.to(self.device), self.multiple)
-        noise = torch.Generator().manual_seed(seed) if seed is not None else None
+        noise = None
+        if seed is not None:  # masks drawn where the model runs: no host round trip on CUDA
+            noise = torch.Generator(device=self._noise_device).manual_seed(seed)
         autocast = torch.autocast(
             self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
         )
