@@ -328,9 +328,10 @@ def main(argv: list[str] | None = None) -> int:
         folder = ROOT / "checkpoints" / name
         if folder.is_dir():
             model = load_generator(folder)
-            results["inference"].append(
-                bench_inference(name, model, model.task.train_size or 256, args.runs)
-            )
+            size = model.task.train_size or 256
+            results["inference"].append(bench_inference(name, model, size, args.runs))
+            if size != 256:  # every model at 256x256 too, as the other rows are
+                results["inference"].append(bench_inference(name, model, 256, args.runs))
     if not args.no_train:
         results["training"] = bench_training(args.train_steps)
     if args.app:

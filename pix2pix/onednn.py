@@ -22,11 +22,13 @@ import logging
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 log = logging.getLogger(__name__)
 
 SHAPES_PER_LAYER = 4  # packed weights kept per layer, one per input shape (least recently used out)
+NARROW = 4  # transposed convolutions with at most this many outputs run as a GEMM + overlap-add
 
 
 def available() -> bool:
@@ -51,6 +53,15 @@ class PackedConv(nn.Module):
         super().__init__()
         self.conv = conv  # shared with the original model; the fallback path
         self.transposed = isinstance(conv, nn.ConvTranspose2d)
+        # A generator's last layer (3 outputs for RGB) is slow in oneDNN's transposed kernel,
+        # which vectorises over output channels: one matrix product for every kernel tap, then
+        # an overlap-add (F.fold), is about twice as fast (PERFORMANCE.md, attempt 10).
+        self.narrow = (
+            self.transposed
+            and conv.out_channels <= NARROW
+            and conv.groups == 1
+            and tuple(conv.output_padding) == (0, 0)
+        )
         self._packed: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
         self._version: tuple[int, int] | None = None
         self.failed = False
@@ -99,6 +110,8 @@ class PackedConv(nn.Module):
 
     def _pack(self, weight: torch.Tensor, input_size: list[int]) -> torch.Tensor:
         c, mkldnn = self.conv, torch.ops.mkldnn
+        if self.narrow:  # (C_in, C_out, kh, kw) -> (C_out * kh * kw, C_in), fold's column order
+            return weight.reshape(weight.shape[0], -1).t().contiguous()
         if self.transposed:
             return mkldnn._reorder_convolution_transpose_weight(
                 weight, list(c.padding), list(c.output_padding), list(c.stride),
@@ -111,6 +124,8 @@ class PackedConv(nn.Module):
     def _run(self, x: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
         c, mkldnn = self.conv, torch.ops.mkldnn
         bias = None if c.bias is None else c.bias.detach()
+        if self.narrow:
+            return self._gemm_fold(x, packed, bias)
         if self.transposed:
             return mkldnn._convolution_transpose_pointwise(
                 x, packed, bias, list(c.padding), list(c.output_padding), list(c.stride),
@@ -120,6 +135,23 @@ class PackedConv(nn.Module):
             x, packed, bias, list(c.padding), list(c.stride), list(c.dilation), c.groups,
             "none", [], "",
         )  # fmt: skip
+
+    def _gemm_fold(
+        self, x: torch.Tensor, columns: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        c = self.conv
+        n, _, height, width = x.shape
+        size = [
+            (side - 1) * s - 2 * p + d * (k - 1) + 1
+            for side, s, p, d, k in zip(
+                (height, width), c.stride, c.padding, c.dilation, c.kernel_size, strict=True
+            )
+        ]
+        blocks = torch.matmul(columns, x.reshape(n, x.shape[1], height * width))
+        y = F.fold(
+            blocks, size, c.kernel_size, dilation=c.dilation, padding=c.padding, stride=c.stride
+        )
+        return y if bias is None else y + bias.view(1, -1, 1, 1)
 
 
 def _servable(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -135,7 +167,11 @@ def _servable(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 def _packable(module: nn.Module) -> bool:
     # Exact types only: a subclass may compute something else in its forward.
-    return type(module) in (nn.Conv2d, nn.ConvTranspose2d) and module.padding_mode == "zeros"
+    return (
+        type(module) in (nn.Conv2d, nn.ConvTranspose2d)
+        and module.padding_mode == "zeros"
+        and not isinstance(module.padding, str)  # "same" / "valid": left to PyTorch
+    )
 
 
 def packed_copy(model: nn.Module) -> nn.Module:

@@ -85,6 +85,42 @@ def test_gradients_and_other_dtypes_use_the_ordinary_convolution() -> None:
 
 
 @needs_onednn
+@pytest.mark.parametrize(
+    ("cin", "cout", "kernel", "stride", "padding", "dilation", "shape"),
+    [
+        (128, 3, 4, 2, 1, 1, (1, 128, 16, 16)),  # a U-Net's last layer
+        (8, 1, 4, 2, 1, 1, (3, 8, 7, 9)),
+        (6, 4, 3, 1, 1, 1, (2, 6, 5, 4)),
+        (5, 2, 5, 3, 2, 2, (1, 5, 6, 11)),
+    ],
+)
+def test_narrow_transposed_convolutions_run_as_gemm_and_fold(
+    cin: int, cout: int, kernel: int, stride: int, padding: int, dilation: int, shape: tuple
+) -> None:
+    torch.manual_seed(0)
+    conv = nn.ConvTranspose2d(cin, cout, kernel, stride, padding, dilation=dilation)
+    packed = onednn.PackedConv(conv)
+    assert packed.narrow
+    x = torch.randn(shape)
+    with torch.inference_mode():
+        for _ in range(2):  # the checked first call, then the cached one
+            got, expected = packed(x), conv(x)
+            assert got.shape == expected.shape
+            assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+    assert not packed.failed
+
+
+def test_string_padding_is_left_to_pytorch() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding="same"), nn.Conv2d(4, 4, 3, padding=1))
+    twin = onednn.packed_copy(model)
+    assert isinstance(twin[0], nn.Conv2d)
+    assert isinstance(twin[1], onednn.PackedConv) or not onednn.available()
+    x = torch.rand(1, 3, 9, 9)
+    with torch.inference_mode():
+        assert torch.allclose(twin(x), model(x), atol=1e-5)
+
+
+@needs_onednn
 def test_packed_weights_per_shape_are_bounded() -> None:
     conv = nn.Conv2d(3, 4, 3, padding=1)
     packed = onednn.PackedConv(conv)
