@@ -189,7 +189,7 @@ def bench_training(steps: int) -> dict:
         "baseline_images_per_s": 1000 / base["mean_ms"],
         "ratio": ours / (1000 / base["mean_ms"]),
         "steps": steps,
-        "note": "both include loading and augmenting the images in the main process "
+        "note": "Both include loading and augmenting the images in the main process "
         "(DataLoader without workers); train.train's figure is its own images/s over the run",
     }
 
