@@ -80,7 +80,8 @@ class Translator:
     The model is moved to ``device`` once and stays there.
 
     ``backend="auto"``: on the CPU in fp32, convolutions run on weights packed once into oneDNN's
-    layout (``pix2pix.onednn``; the same results, about twice as fast on the paper's generator);
+    layout (``pix2pix.onednn``; the same results, 1.6-1.8x as fast on the paper's generator; the
+    first call at a new input shape pays for packing and a check, up to 4 shapes kept per layer);
     elsewhere, and with ``"eager"``, the model's own forward. ``"onednn"`` asks for the packed
     path and fails where it cannot be had.
     """
