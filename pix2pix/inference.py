@@ -77,7 +77,7 @@ class Translator:
     mode); ``"running"``: the stored running statistics (eval mode). The model's statistics are
     never changed. ``seed=None``: dropout off, deterministic; an integer: dropout on, with masks
     drawn from that seed (the paper's noise z), so each seed gives a reproducible variation.
-    The model is moved to ``device`` once and stays there.
+    The model is moved to ``device`` (and its weights to fp32) once and stays there.
 
     ``backend="auto"``: on the CPU in fp32, convolutions run on weights packed once into oneDNN's
     layout (``pix2pix.onednn``; the same results, 1.6-1.8x as fast on the paper's generator; the
@@ -104,7 +104,9 @@ class Translator:
         self.dtype = resolve_precision(precision, self.device)
         self.norm = norm
         self.seed = seed
-        self.model = generator.to(self.device).eval()
+        # Weights live in fp32 (a model saved or cast to fp16 / bf16 is upcast once);
+        # reduced precision is autocast's job, which keeps normalisation in fp32.
+        self.model = generator.to(device=self.device, dtype=torch.float32).eval()
         self.model.requires_grad_(False)
         self.multiple = networks.size_multiple(self.model)
         convs = [m for m in self.model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import numpy as np
@@ -210,3 +211,13 @@ def test_bad_options_raise() -> None:
     m = Pix2PixGenerator("unet_128", {"ngf": 4})
     with pytest.raises(ValueError, match="unknown norm mode 'batch'"):
         Translator(m, norm="batch")
+
+
+def test_a_half_precision_model_is_upcast_once_and_translates(model: Pix2PixGenerator) -> None:
+    half = copy.deepcopy(model).half()
+    translate = Translator(half, device="cpu", precision="fp32")
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    image = Image.fromarray(_rgb(128, 128))
+    reference = Translator(model, device="cpu", precision="fp32")(image)
+    got = np.asarray(translate(image), np.int16)
+    assert np.abs(got - np.asarray(reference, np.int16)).max() <= 8  # fp16-rounded weights
