@@ -114,22 +114,20 @@ class Translator:
             raise ValueError(f"{type(generator).__name__} has no convolutions; not a generator")
         self.in_channels = convs[0].in_channels
         self.backend, self.net = self._backend(backend)
-        # CUDA draws dropout masks on the GPU (its own random stream: a seed's variation is
-        # reproducible per device type); every other device draws them on the CPU.
-        self._noise_device = self.device if self.device.type == "cuda" else torch.device("cpu")
         with _LOCKS_GUARD:
             self._lock = _LOCKS.setdefault(self.model, threading.Lock())
 
     def _backend(self, backend: str) -> tuple[str, nn.Module]:
         """The backend in use and the module that runs: the model or its packed twin."""
         packable = self.device.type == "cpu" and self.dtype == torch.float32
-        if backend == "onednn" and not (packable and onednn.available()):
+        packable = packable and onednn.available()
+        if backend == "onednn" and not packable:
             raise ValueError(
                 "backend='onednn' needs the CPU, precision fp32 and a PyTorch built with oneDNN; "
                 f"here: device {self.device}, {self.dtype}, oneDNN {onednn.available()}. "
                 "Use backend='auto' to fall back by itself."
             )
-        if backend == "eager" or not (packable and onednn.available()):
+        if backend == "eager" or not packable:
             return "eager", self.model
         return "onednn", onednn.packed_copy(self.model)
 
@@ -160,8 +158,11 @@ class Translator:
         height, width = batch.shape[-2:]
         x = pad_to_multiple(batch.to(self.device), self.multiple)
         noise = None
-        if seed is not None:  # masks drawn where the model runs: no host round trip on CUDA
-            noise = torch.Generator(device=self._noise_device).manual_seed(seed)
+        if seed is not None:
+            # CUDA draws the masks on the GPU (no host round trip; its own random stream, so a
+            # seed's variation is reproducible per device type); other devices on the CPU.
+            where = self.device if self.device.type == "cuda" else torch.device("cpu")
+            noise = torch.Generator(device=where).manual_seed(seed)
         autocast = torch.autocast(
             self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
         )

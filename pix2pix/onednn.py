@@ -62,6 +62,10 @@ class PackedConv(nn.Module):
             and conv.groups == 1
             and tuple(conv.output_padding) == (0, 0)
         )
+        # The geometry as the oneDNN ops take it, converted once instead of on every call.
+        self._padding, self._stride = list(conv.padding), list(conv.stride)
+        self._dilation = list(conv.dilation)
+        self._output_padding = list(getattr(conv, "output_padding", (0, 0)))
         self._packed: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
         self._version: tuple[int, int] | None = None
         self.failed = False
@@ -114,11 +118,11 @@ class PackedConv(nn.Module):
             return weight.reshape(weight.shape[0], -1).t().contiguous()
         if self.transposed:
             return mkldnn._reorder_convolution_transpose_weight(
-                weight, list(c.padding), list(c.output_padding), list(c.stride),
-                list(c.dilation), c.groups, input_size,
+                weight, self._padding, self._output_padding, self._stride, self._dilation,
+                c.groups, input_size,
             )  # fmt: skip
         return mkldnn._reorder_convolution_weight(
-            weight, list(c.padding), list(c.stride), list(c.dilation), c.groups, input_size
+            weight, self._padding, self._stride, self._dilation, c.groups, input_size
         )
 
     def _run(self, x: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
@@ -128,11 +132,11 @@ class PackedConv(nn.Module):
             return self._gemm_fold(x, packed, bias)
         if self.transposed:
             return mkldnn._convolution_transpose_pointwise(
-                x, packed, bias, list(c.padding), list(c.output_padding), list(c.stride),
-                list(c.dilation), c.groups, "none", [], "",
+                x, packed, bias, self._padding, self._output_padding, self._stride,
+                self._dilation, c.groups, "none", [], "",
             )  # fmt: skip
         return mkldnn._convolution_pointwise(
-            x, packed, bias, list(c.padding), list(c.stride), list(c.dilation), c.groups,
+            x, packed, bias, self._padding, self._stride, self._dilation, c.groups,
             "none", [], "",
         )  # fmt: skip
 
