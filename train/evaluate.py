@@ -79,6 +79,9 @@ DEFINITIONS = {
     "[0, 255]; null means infinite (identical images)",
     "ssim": "Wang et al. 2004, 11x11 Gaussian window sigma 1.5, K1 0.01, K2 0.03, L 255, valid "
     "region; per RGB channel, averaged over channels, pixels and images",
+    "colourfulness_median": "median over images of Hasler and Suesstrunk's (2003) M = "
+    "sqrt(var(rg) + var(yb)) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2), rg = R - G, yb = (R + G)/2 - B, "
+    "over all pixels on [0, 255]; target_colourfulness_median: the same of the targets",
     "pixel_accuracy": "correct pixels / all pixels, over the split",
     "mean_class_accuracy": "mean over ground-truth classes present of correct / class pixels",
     "mean_class_iou": "mean over ground-truth classes present of TP / (TP + FP + FN)",
@@ -302,6 +305,7 @@ def evaluate(
             l1 = metrics.l1_error(generated, targets)
             psnr = metrics.psnr(_to_255(generated), _to_255(targets))
             ssim = metrics.ssim(_to_255(generated), _to_255(targets))
+            colour = [metrics.colourfulness(as_rgb(_to_255(x))) for x in (generated, targets)]
             for i, name in enumerate(batch["name"]):
                 per_image.append(
                     {
@@ -309,6 +313,8 @@ def evaluate(
                         "l1": float(l1[i]),
                         "psnr_db": float(psnr[i]),
                         "ssim": float(ssim[i]),
+                        "colourfulness": float(colour[0][i]),
+                        "target_colourfulness": float(colour[1][i]),
                     }
                 )
 
@@ -359,6 +365,8 @@ def evaluate(
             "l1": _mean(r["l1"] for r in per_image),
             "psnr_db": _mean(r["psnr_db"] for r in per_image),
             "ssim": _mean(r["ssim"] for r in per_image),
+            "colourfulness_median": _median(r["colourfulness"] for r in per_image),
+            "target_colourfulness_median": _median(r["target_colourfulness"] for r in per_image),
         },
     }
     if seg is not None:
@@ -506,6 +514,8 @@ def format_table(results: dict[str, Any]) -> str:
         f"{'L1 (mean abs. error, [-1, 1] units)':<40}{m['l1']:>12.4f}",
         f"{'PSNR (dB, on [0, 255])':<40}{m['psnr_db']:>12.2f}",
         f"{'SSIM (Gaussian 11x11, RGB mean)':<40}{m['ssim']:>12.4f}",
+        f"{'colourfulness (median, Hasler-Suesstrunk)':<40}"
+        f"{m['colourfulness_median']:>12.2f}{m['target_colourfulness_median']:>12.2f}",
     ]
     fcn = results["fcn"]
     if fcn is not None:
@@ -545,6 +555,10 @@ def _to_255(images: torch.Tensor) -> torch.Tensor:
 def _mean(values: Any) -> float:
     values = list(values)
     return float(np.mean(values)) if values else math.nan
+
+
+def _median(values: Any) -> float:
+    return float(np.median(list(values)))
 
 
 def _finite_or_none(value: Any) -> Any:
