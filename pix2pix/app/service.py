@@ -260,11 +260,26 @@ def photo_edges(
     method: str = "canny",
     low: float | None = None,
     high: float | None = None,
+    line_width: int = 1,
 ) -> Image.Image:
-    """A photo's edge map at ``size`` (long side), the way the training data made them: the photo
-    is scaled first, so lines are one pixel wide at the model's scale."""
+    """A photo's edge map at ``size`` (long side), drawn like the model's training input.
+
+    The photo is scaled first, so lines are ``line_width`` pixels wide at the model's scale: 1 for
+    models trained on ``pix2pix.edges`` maps, the line art's width for line-art models (whose
+    outlines are several pixels wide). Wide lines are detected on a half-size copy, which keeps
+    the longer outlines a person would draw and drops fine texture that would fill the image.
+    """
     photo = fit_long_side(image, size)
-    lines = edge_maps.photo_to_edges(np.asarray(photo), method=method, low=low, high=high)
+    coarse = line_width >= 3
+    lines = edge_maps.photo_to_edges(
+        np.asarray(photo),
+        method=method,
+        low=low,
+        high=high,
+        line_width=line_width,
+        max_side=max(1, size // 2) if coarse else None,
+        min_fragment=24 if coarse else 12,
+    )
     return edge_maps.edges_to_pil(lines)
 
 

@@ -198,11 +198,18 @@ class App:
             return None
         with user_errors():
             picture = open_image(upload(photo), what="photo")
-            size = self.store.get(model).size
+            served = self.store.get(model)
             if method not in ("canny", "xdog"):
                 raise ValueError(f"unknown edge method {method!r}; valid: canny, xdog")
             thresholds = (None, None) if auto or method != "canny" else (low, high)
-            lines = photo_edges(picture, size, method=method, low=thresholds[0], high=thresholds[1])
+            lines = photo_edges(
+                picture,
+                served.size,
+                method=method,
+                low=thresholds[0],
+                high=thresholds[1],
+                line_width=max(1, round(served.entry.pen or 1)),
+            )
             return self.files.save(lines)
 
     def prepare(self, photo: str | None, model: str, mode: dict | None) -> str | None:

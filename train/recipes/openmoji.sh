@@ -24,7 +24,7 @@ mkdir -p "$RUNS"
 
 COMMON=(--data "$DATA" --netG unet_256 --ngf 16 --ndf 16 --load-size 286 --crop-size 256
   --batch-size 1 --epochs 1 --epochs-decay 1 --max-steps "$STEPS" --save-every 500
-  --sample-every 1000 --workers 0 --seed 0 --input-kind edges --dataset openmoji-17-lineart)
+  --sample-every 1000 --workers 0 --seed 0 --input-kind edges --dataset "OpenMoji 17 line art (openmoji.org)")
 
 snapshots() {  # snapshots NAME: copy every new checkpoint's generator until the run ends
   local run=$RUNS/$1
@@ -70,7 +70,7 @@ case "${1:-}" in
     step=${2:?which snapshot step of lineart-gan10 to ship}
     rm -rf checkpoints/lineart2color
     $PY -m pix2pix.convert "$RUNS/lineart-gan10/snapshots/step-$step.safetensors" checkpoints/lineart2color --fp16 \
-      --input-kind edges --train-size 256 --patch 70 --dataset openmoji-17-lineart \
+      --input-kind edges --train-size 256 --patch 70 --dataset "OpenMoji 17 line art (openmoji.org)" \
       --license cc-by-sa-4.0 \
       --notes "Line art to colour, trained on OpenMoji (openmoji.org), CC BY-SA 4.0. The weights are shared under the same licence (CC BY-SA 4.0)."
     ;;
