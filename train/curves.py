@@ -32,19 +32,20 @@ def snapshots(run: Path) -> list[tuple[int, Path]]:
 
 
 def curve(
-    run: Path, data: Path, *, split: str = "val", limit: int | None = None
+    run: Path, data: Path, *, split: str = "val", every: int = 1, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """Evaluate every snapshot of ``run`` on ``split``; reuse entries ``RUN/curve.json`` has.
 
     Returns one dict per step: ``step`` and the metrics of ``train.evaluate`` (``l1``,
-    ``psnr_db``, ``ssim``, ``colourfulness_median``, ``target_colourfulness_median``).
+    ``psnr_db``, ``ssim``, ``colourfulness_median``, ``target_colourfulness_median``). Only
+    steps that are multiples of ``every`` are evaluated.
     Raises FileNotFoundError when the run has no snapshots.
     """
     from train.evaluate import evaluate
 
-    found = snapshots(run)
+    found = [(step, path) for step, path in snapshots(run) if step % every == 0]
     if not found:
-        raise FileNotFoundError(f"{run}/snapshots holds no step-<N>.safetensors files")
+        raise FileNotFoundError(f"{run}/snapshots holds no step-<N>.safetensors (N % {every} == 0)")
     out = run / f"curve-{split}.json"
     done = {}
     if out.is_file():
@@ -74,10 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", type=Path, help="a run folder holding snapshots/")
     p.add_argument("--data", type=Path, required=True, help="dataset root")
     p.add_argument("--split", default="val")
+    p.add_argument("--every", type=int, default=1, help="only steps that are multiples of this")
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
     args = p.parse_args(argv)
     try:
-        curve(args.run, args.data, split=args.split, limit=args.limit)
+        curve(args.run, args.data, split=args.split, every=args.every, limit=args.limit)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 #
 #   bash train/recipes/openmoji.sh data       # render OpenMoji (npm pack openmoji@17.0.0)
 #   bash train/recipes/openmoji.sh train      # the three runs below, side by side
+#   bash train/recipes/openmoji.sh noaug      # the augmentation check (run after `train`)
 #   bash train/recipes/openmoji.sh curves     # val metrics of every snapshot -> runs/<name>/curve.json
 #   bash train/recipes/openmoji.sh export STEP  # the chosen snapshot of the main run -> checkpoints/
 #
@@ -61,9 +62,14 @@ case "${1:-}" in
     run lineart-l1 --no-gan &
     wait
     ;;
+  noaug)  # cGAN + 10 L1 without the width / gap variants, constant LR as lineart-gan10 to step 5193
+    $PY -m train.datasets.openmoji --out "$DATA-noaug" --widths 1.0 --fetch
+    run lineart-gan10-noaug --data "$DATA-noaug" --lambda-l1 10 --epochs 100 --epochs-decay 0 \
+      --max-steps 3000
+    ;;
   curves)
     for name in lineart-gan10 lineart-gan100 lineart-l1; do
-      $PY -m train.curves "$RUNS/$name" --data "$DATA" --split val
+      $PY -m train.curves "$RUNS/$name" --data "$DATA" --split val --every 1000
     done
     ;;
   export)

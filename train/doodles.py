@@ -1,4 +1,4 @@
-"""Freehand doodles for the browser tests: strokes a person might draw with the mouse.
+"""Freehand doodles: strokes a person might draw with the mouse (browser tests, the report).
 
 Each doodle is a list of strokes; a stroke is a list of (x, y) points in fractions of the canvas.
 They are not from any dataset: circles are wobbly, shapes are left open where a quick drawing
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import math
+
+from PIL import Image, ImageDraw
 
 Point = tuple[float, float]
 Stroke = list[Point]
@@ -138,3 +140,14 @@ DOODLES: dict[str, list[Stroke]] = {
         + _line((0.74, 0.44), (0.5, 0.8), (0.26, 0.44), n=8)[1:],
     ],
 }
+
+
+def draw_doodle(strokes: list[Stroke], size: int = 256, width: int = 7) -> Image.Image:
+    """``strokes`` as black lines ``width`` px wide on a white ``size`` x ``size`` RGB image."""
+    img = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(img)
+    for stroke in strokes:
+        draw.line(
+            [(x * size, y * size) for x, y in stroke], fill="black", width=width, joint="curve"
+        )
+    return img
