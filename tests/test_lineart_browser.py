@@ -1,0 +1,100 @@
+"""The app's default model in a real browser: freehand doodles drawn with the mouse come out in
+colour, lines kept. Runs the real models.toml (bundled models only, no network).
+
+Each drawing and the output the page showed are saved to test-artifacts/doodles/ (git-ignored);
+``python -m train.report_lineart`` puts them in docs/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.app_fixtures import CANVAS, Server, browser_page, draw_stroke, serve, wait_for_output
+from train.doodles import DOODLES
+from train.report_lineart import doodle_scores
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "test-artifacts" / "doodles"
+DEFAULT = "lineart2color"
+
+# The drawing (the canvas's PNG at the model's size, as the page sends it) and the output shown
+# (an <img> or a <canvas>), both as PNG data URLs.
+_GRAB = """(sel) => {
+  const root = document.querySelector(sel + ' .p2p');
+  const out = root.querySelector('.p2p-out');
+  let result;
+  if (out instanceof HTMLCanvasElement) {
+    result = out.toDataURL('image/png');
+  } else {
+    const c = document.createElement('canvas');
+    c.width = out.naturalWidth; c.height = out.naturalHeight;
+    c.getContext('2d').drawImage(out, 0, 0);
+    result = c.toDataURL('image/png');
+  }
+  return [root.querySelector('.p2p-dl-drawing').href, result];
+}"""
+
+
+def _png(url: str) -> Image.Image:
+    assert url.startswith("data:image/png;base64,"), url[:60]
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    with serve(None, remote="skip") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def page(server: Server) -> Iterator:
+    with browser_page() as page:
+        problems: list[str] = []
+        page.on(
+            "console",
+            lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+        )
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.problems = problems
+        page.goto(server.url)
+        page.wait_for_function(
+            "([sel, id]) => document.querySelector(sel + ' .p2p')?.dataset.model === id",
+            arg=[CANVAS, DEFAULT],
+            timeout=60_000,
+        )
+        yield page
+        page.wait_for_timeout(300)
+
+
+def test_default_model_and_pen_width_match_the_training_line_art(page) -> None:
+    width = page.locator(f"{CANVAS} input.p2p-size").input_value()
+    assert width == "7", f"pen width {width}: the training line art is about 7 px at 256 px"
+    assert not page.problems, "\n".join(page.problems)
+
+
+def test_doodles_drawn_with_the_mouse_come_out_in_colour(page) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    scores = {}
+    for name, strokes in DOODLES.items():
+        page.locator(f"{CANVAS} .p2p-clear").click()
+        version = 0
+        for stroke in strokes:
+            _, version = draw_stroke(page, stroke, step_ms=4)
+        wait_for_output(page, version, timeout=60_000)
+        page.wait_for_timeout(150)
+        drawing, output = (_png(u) for u in page.evaluate(_GRAB, CANVAS))
+        drawing.save(OUT / f"{name}-input.png")
+        output.save(OUT / f"{name}-output.png")
+        scores[name] = doodle_scores(drawing, output)
+    lines = {n: s["lines_kept"] for n, s in scores.items()}
+    colour = {n: s["colourfulness"] for n, s in scores.items()}
+    assert min(lines.values()) > 0.7, f"lines lost: {lines}"
+    assert np.median(list(colour.values())) > 12, f"outputs nearly grey: {colour}"
+    assert not page.problems, "\n".join(page.problems)
