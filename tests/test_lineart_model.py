@@ -1,0 +1,115 @@
+"""The bundled line-art -> colour model (checkpoints/lineart2color): loads strictly, carries its
+licence, and colours a drawing made here (not from its dataset) without losing the lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2pix.hub import load_generator
+from pix2pix.inference import Translator
+from train import metrics
+from train.doodles import DOODLES, draw_doodle
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "checkpoints" / "lineart2color"
+CREDIT = "OpenMoji (openmoji.org), CC BY-SA 4.0"
+PEN = 7  # models.toml's pen width for this model, in model pixels
+
+
+@pytest.fixture(scope="module")
+def translate() -> Translator:
+    return Translator(load_generator(MODEL))
+
+
+def test_loads_strictly_with_its_licence_and_credit() -> None:
+    config = json.loads((MODEL / "config.json").read_text())
+    assert config["architecture"] == "unet_256"
+    assert config["task"]["license"] == "cc-by-sa-4.0"
+    assert config["task"]["input_kind"] == "edges"
+    assert config["task"]["train_size"] == 256
+    assert CREDIT in config["task"]["notes"]
+    card = (MODEL / "README.md").read_text()
+    assert "license: cc-by-sa-4.0" in card
+    assert CREDIT in card
+    assert "same licence" in card
+    # Every tensor in the file is used and every parameter is in the file: a strict load.
+    from safetensors.torch import load_file
+
+    G = load_generator(MODEL)
+    stored = load_file(MODEL / "model.safetensors")
+    assert set(stored) == set(G.state_dict())
+    assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
+    assert sum(p.stat().st_size for p in MODEL.iterdir()) < 50 * 2**20
+
+
+@pytest.mark.parametrize("name", ["cat-face", "sneaker", "house", "fish"])
+def test_colours_a_freehand_drawing_and_keeps_its_lines(translate: Translator, name: str) -> None:
+    drawing = draw_doodle(DOODLES[name], 256, PEN)
+    out = translate(drawing)
+    assert out.size == drawing.size and out.mode == "RGB"
+    a = np.asarray(drawing).astype(np.float64)
+    b = np.asarray(out).astype(np.float64)
+    lines = a.max(axis=2) < 60
+    # The lines stay dark...
+    assert np.median(b.max(axis=2)[lines]) < 110, "the drawing's lines were not kept"
+    # ...and the output is in colour, not grey.
+    m = metrics.colourfulness(torch.from_numpy(b).permute(2, 0, 1)[None]).item()
+    assert m > 12, f"colourfulness {m:.1f}: the output is nearly grey"
+
+
+def test_blank_page_stays_blank(translate: Translator) -> None:
+    out = np.asarray(translate(Image.new("RGB", (256, 256), "white"))).astype(np.float64)
+    assert out.mean() > 200, "an empty drawing should give a (nearly) empty picture"
+
+
+def _stroke_width(edge_map: Image.Image) -> float:
+    """Median width of the lines of a black-on-white map: twice the distance to the background
+    at the lines' centres (local maxima of the distance transform)."""
+    import cv2
+
+    lines = (np.asarray(edge_map.convert("L")) < 128).astype(np.uint8)
+    dist = cv2.distanceTransform(lines, cv2.DIST_L2, 5)
+    ridge = (dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)))
+    return float(np.median(2 * dist[ridge]))
+
+
+def _photo() -> Image.Image:
+    """A synthetic 'photo': a shaded disc and a box on a gradient, with some noise."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:300, :400]
+    img = np.stack([120 + 0.2 * x, 140 + 0.1 * y, 160 - 0.1 * x], -1)
+    img[(x - 150) ** 2 + (y - 150) ** 2 < 80**2] = [200, 60, 40]
+    img[60:240, 260:360] = [40, 90, 190]
+    img += rng.normal(0, 4, img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def test_upload_edges_are_as_wide_as_the_models_pen(tmp_path: Path) -> None:
+    from pix2pix.app import App, create_store, load_registry
+    from pix2pix.hub import save_generator
+    from tests.app_fixtures import tiny_model
+
+    save_generator(tiny_model("edges", seed=1), tmp_path / "edges")
+    (tmp_path / "registry.toml").write_text(
+        '[[model]]\nid = "thin"\nname = "Thin"\npath = "edges"\ntask = "t"\ninput = "edges"\n\n'
+        '[[model]]\nid = "wide"\nname = "Wide"\npath = "edges"\ntask = "t"\ninput = "edges"\n'
+        "pen = 7\n",
+        encoding="utf-8",
+    )
+    store = create_store(load_registry(tmp_path / "registry.toml"), remote="skip")
+    store.wait(60)
+    app = App(store)
+    photo = tmp_path / "photo.png"
+    _photo().save(photo)
+    widths = {}
+    for model in ("thin", "wide"):
+        with Image.open(app.edges(str(photo), model, "canny", True, 0, 0)) as edges:
+            assert edges.size == (128, 96)  # the tiny model's training size is 128
+            widths[model] = _stroke_width(edges)
+    assert widths["thin"] <= 2.5 and 5 <= widths["wide"] <= 10, widths
