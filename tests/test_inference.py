@@ -199,7 +199,8 @@ def test_precision_resolution() -> None:
         (np.full((4, 4), 2.0), r"values in \[0, 1\]; found \[2, 2\]"),
         (np.full((4, 4), np.nan), "NaN"),
         (np.zeros((4, 4), np.int64), "unsupported array dtype int64"),
-        ("image.png", "expected a PIL image or a numpy array, got str"),
+        ("no-such-image.png", "the image 'no-such-image.png' does not exist"),
+        ([3.5], "expected an image file path, a PIL image or a numpy array, got float"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(translate: Translator, bad: object, message: str) -> None:
