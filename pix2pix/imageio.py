@@ -45,6 +45,8 @@ MAX_DECLARED_PIXELS = 2 * 89_478_485
 # Decoded images are downscaled to at most this many pixels (about 7700x5200).
 MAX_PIXELS = 40_000_000
 READABLE = "PNG, JPEG, WebP, GIF, BMP, TIFF"
+# File name endings that folders are searched for (the CLI's inputs, training data).
+SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 # Decodes of large non-JPEG images (which cannot be decoded at a reduced scale) take turns.
 _LARGE_DECODE = threading.Lock()

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+from pix2pix import imageio
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,7 +40,7 @@ def collect_inputs(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             found += sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in imageio.SUFFIXES
             )
         else:
             found.append(path)
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from tqdm.auto import tqdm
 
-    from pix2pix import edges, imageio
+    from pix2pix import edges
     from pix2pix.hub import load_generator
     from pix2pix.inference import Translator
 

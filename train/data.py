@@ -37,7 +37,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from pix2pix import imageio
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = imageio.SUFFIXES  # the same files as every entry point reads
 SPLITS = ("train", "val", "test")
 FORMATS = ("aligned", "paired", "photos")
 DIRECTIONS = ("AtoB", "BtoA")
