@@ -110,6 +110,7 @@ class Translator:
         self.model = generator.to(device=self.device, dtype=torch.float32).eval()
         self.model.requires_grad_(False)
         self.multiple = networks.size_multiple(self.model)
+        self.min_size = networks.min_size(self.model)
         convs = [m for m in self.model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
         if not convs:
             raise ValueError(f"{type(generator).__name__} has no convolutions; not a generator")
@@ -154,16 +155,24 @@ class Translator:
                 results[i] = out
         return results  # type: ignore[return-value]
 
-    def run(self, batch: torch.Tensor, *, seed: int | None) -> list[Image.Image]:
-        """Translate a (B, C, H, W) batch in [-1, 1] of one size; returns PIL images."""
+    def run(self, batch: torch.Tensor, *, seed: int | Sequence[int] | None) -> list[Image.Image]:
+        """Translate a (B, C, H, W) batch in [-1, 1] of one size; returns PIL images.
+
+        ``seed``: None (dropout off), one seed for every image, or one seed per image; an image's
+        variation depends only on its own seed, not on the rest of the batch.
+        """
         height, width = batch.shape[-2:]
-        x = pad_to_multiple(batch.to(self.device), self.multiple)
+        x = pad_to_multiple(batch.to(self.device), self.multiple, minimum=self.min_size)
         noise = None
         if seed is not None:
-            # CUDA draws the masks on the GPU (no host round trip; its own random stream, so a
-            # seed's variation is reproducible per device type); other devices on the CPU.
+            # One generator per image, so an image's variation does not depend on what shares
+            # its batch. CUDA draws the masks on the GPU (no host round trip; its own random
+            # stream, so a seed's variation is reproducible per device type); others on the CPU.
             where = self.device if self.device.type == "cuda" else torch.device("cpu")
-            noise = torch.Generator(device=where).manual_seed(seed)
+            seeds = [seed] * len(batch) if isinstance(seed, int) else list(seed)
+            if len(seeds) != len(batch):
+                raise ValueError(f"{len(seeds)} seeds for a batch of {len(batch)} images")
+            noise = [torch.Generator(device=where).manual_seed(s) for s in seeds]
         autocast = torch.autocast(
             self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
         )
@@ -187,10 +196,12 @@ def _to_pil(pixels: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(pixels[..., :3]), "RGB")
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad a (B, C, H, W) tensor, centred, so H and W become multiples of ``multiple``."""
+def pad_to_multiple(x: torch.Tensor, multiple: int, *, minimum: int = 1) -> torch.Tensor:
+    """Pad a (B, C, H, W) tensor, centred, so H and W become multiples of ``multiple`` and at
+    least ``minimum`` (a ResNet generator's padding layers need 8 pixels)."""
     height, width = x.shape[-2:]
-    pad_h, pad_w = -height % multiple, -width % multiple
+    floor = -(-minimum // multiple) * multiple
+    pad_h, pad_w = max(-height % multiple, floor - height), max(-width % multiple, floor - width)
     if pad_h == 0 and pad_w == 0:
         return x
     pads = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
