@@ -338,3 +338,17 @@ def _png_bytes() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(_picture()).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def test_layout_detection_sees_images_upright(tmp_path: Path) -> None:
+    # Aligned A|B pairs (2:1 as seen) that a phone stored sideways (1:2, EXIF orientation 6).
+    from train.data import find_dataset
+
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    for i in range(3):
+        pair = Image.fromarray(np.concatenate([_picture(), _picture()[::-1]], axis=1))
+        assert pair.size == (160, 120)
+        pair = pair.resize((240, 120))
+        pair.transpose(Image.Transpose.ROTATE_90).save(folder / f"{i}.jpg", exif=_exif(6))
+    assert find_dataset(folder).format == "aligned"

@@ -449,9 +449,12 @@ def _detect_aligned_or_photos(images: list[Path], folder: Path) -> tuple[str, st
 
 
 def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) as the image is seen, i.e. after its EXIF orientation, as decoded."""
     try:
         with Image.open(path) as img:
-            return img.size
+            width, height = img.size
+            turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+            return (height, width) if turned else (width, height)
     except Exception:  # unreadable files are reported when the dataset is built
         return None
 
