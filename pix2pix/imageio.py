@@ -18,7 +18,7 @@ CLI and its ``--edges``, the app's uploads and API, the training and evaluation 
   downscaled to it (aspect kept) with a notice. JPEGs are decoded at a reduced scale
   (``Image.draft``: libjpeg's 1/2, 1/4, 1/8 DCT scaling, memory and time shrink alike); other
   formats decode whole, one such large image at a time in the process, so peak memory stays near
-  one image of at most ``MAX_DECLARED_PIXELS`` pixels (about 4 bytes per pixel plus its RGB copy);
+  one decoded image of at most ``MAX_DECLARED_PIXELS`` pixels plus its resampling buffers;
 - **animations** give their first frame.
 
 Only Pillow and numpy are used; this module imports nothing else from the project.
@@ -92,6 +92,18 @@ def decode_image(
     or corrupt data, a NaN-holding float image, or a declared size above ``MAX_DECLARED_PIXELS``.
     """
     name, stream = _open_source(source, what)
+    # A file we opened is closed when done; a caller's file object is left open.
+    owned = stream if stream is not source else None
+    with owned or contextlib.nullcontext():
+        return _decode(stream, name, max_pixels, min_size)
+
+
+def _decode(
+    stream: BinaryIO,
+    name: str,
+    max_pixels: int | None,
+    min_size: tuple[int, int] | None,
+) -> DecodedImage:
     try:
         with warnings.catch_warnings():
             # Our own limit below decides; Pillow's warning threshold is half of it.
@@ -119,7 +131,10 @@ def decode_image(
             image.load()
         except Exception as e:  # as above: OSError, SyntaxError, ValueError, struct.error
             raise ImageReadError(f"the {name} is truncated or corrupt ({e})") from e
-        result = to_rgb(image, what=name)
+        # In place: a 108 MP image must not be copied just to find it needs no turn.
+        with contextlib.suppress(Exception):  # a malformed EXIF block loses only the rotation
+            ImageOps.exif_transpose(image, in_place=True)
+        result = _to_rgb_upright(image, name)
         if max_pixels is not None and result.width * result.height > max_pixels:
             scale = math.sqrt(max_pixels / (result.width * result.height))
             size = (max(1, int(result.width * scale)), max(1, int(result.height * scale)))
@@ -154,7 +169,11 @@ def to_rgb(image: Image.Image, *, what: str = "image") -> Image.Image:
     """
     # A malformed EXIF block loses only the rotation, never the image.
     with contextlib.suppress(Exception):
-        image = ImageOps.exif_transpose(image)
+        image = ImageOps.exif_transpose(image)  # a copy: the caller's image is left as it is
+    return _to_rgb_upright(image, what)
+
+
+def _to_rgb_upright(image: Image.Image, what: str) -> Image.Image:
     mode = image.mode
     if mode.startswith("I;16") or mode in ("I", "F"):
         image = Image.fromarray(_wide_to_8bit(image, what), "L")
@@ -210,7 +229,7 @@ def _open_source(source: str | os.PathLike | bytes | BinaryIO, what: str) -> tup
     try:
         if path.stat().st_size == 0:
             raise ImageReadError(f"the {name} is empty (0 bytes)")
-        return name, io.BytesIO(path.read_bytes())
+        return name, open(path, "rb")  # closed by decode_image
     except IsADirectoryError as e:
         raise ImageReadError(f"the {name} is a folder, not an image file") from e
     except FileNotFoundError as e:
