@@ -1,8 +1,9 @@
 """Photo -> edge map in the style of pix2pix's edges2shoes / edges2cats inputs.
 
 The output convention matches those datasets: thin dark lines (0) on a white background (255).
-Only numpy, OpenCV and Pillow are used, so the module can run anywhere the app or the data
-scripts run, without torch.
+Only numpy, OpenCV and Pillow are used (PIL images are decoded by ``pix2pix.imageio``, the one
+decoding rule of every entry point), so the module can run anywhere the app or the data scripts
+run, without torch.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pix2pix import imageio
+
 METHODS = ("canny", "xdog")
 
 # ITU-R 601 luma, the same weights Pillow uses for RGB -> "L".
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-_PIL_16BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 # Automatic Canny thresholds, in gradient units (3x3 Sobel magnitude on a 0..255 image; a sharp
 # step of height h peaks at 4h, about 2.6h after the default blur). The floor keeps flat or nearly
@@ -46,9 +47,10 @@ def photo_to_edges(
 
     ``image`` is a PIL image of any common mode or an (H, W), (H, W, 1..4) array of uint8, uint16
     or float in [0, 1] (channels are gray, gray+alpha, RGB or RGBA). Transparent pixels are
-    composited onto white. Pillow's "I" and "F" modes are scaled by the range their values use
-    (0..1 for "F", 0..255 as ``convert("I")`` / ``convert("F")`` produce, else 16-bit); "I;16" is
-    a full 16-bit range.
+    composited onto white. PIL images are read by ``pix2pix.imageio.to_rgb``, as everywhere:
+    EXIF orientation applied, 8-bit, "I;16" a full 16-bit range, "I" and "F" scaled by the range
+    their values use (0..1 for "F", 0..255 as ``convert("I")`` / ``convert("F")`` produce, else
+    16-bit).
 
     ``low``/``high`` are Canny hysteresis thresholds on the 3x3 Sobel gradient magnitude of the
     0..255 image. With both None they are chosen per image: ``high = 1.33 * T`` and
@@ -339,22 +341,8 @@ def _to_gray(image: Image.Image | np.ndarray) -> np.ndarray:
 
 
 def _pil_to_array(image: Image.Image) -> np.ndarray:
-    mode = image.mode
-    if mode in ("L", "LA", "RGB", "RGBA") or mode in _PIL_16BIT_MODES:
-        return np.asarray(image)
-    if mode in ("I", "F"):
-        # The same rule as the Translator: the scale is read off the values' range.
-        values = np.asarray(image, dtype=np.float32)
-        high = float(values.max())
-        if mode == "F" and high <= 1.0:
-            return np.clip(values, 0.0, 1.0)
-        return np.clip(values / (255.0 if high <= 255.0 else 65535.0), 0.0, 1.0)
-    if mode == "1":
-        return np.asarray(image.convert("L"))
-    # Palette images may carry transparency; RGBA keeps it, and alpha is 255 where there is none.
-    if mode in ("P", "PA", "RGBa", "La") or "transparency" in image.info:
-        return np.asarray(image.convert("RGBA"))
-    return np.asarray(image.convert("RGB"))
+    # The one decoding rule of every entry point: upright per EXIF, 8-bit RGB, alpha on white.
+    return np.asarray(imageio.to_rgb(image))
 
 
 def _check_unit_range(values: np.ndarray) -> np.ndarray:

@@ -42,19 +42,91 @@ class CheckpointError(ValueError):
     """A weight file could not be read or does not fit a known network."""
 
 
+class NotACheckpointError(CheckpointError):
+    """The file is not a checkpoint at all (a web page, JSON, an empty, cut or other file)."""
+
+
+_AGAIN = "Download it again (or save it again) and check that the URL points at the file itself."
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a weight file into a flat ``{name: tensor}`` dict, refusing pickled code."""
+    """Read a weight file into a flat ``{name: tensor}`` dict, refusing pickled code.
+
+    The format is read off the file's content (safetensors, PyTorch zip or legacy pickle), so a
+    safetensors file named ``.pth`` loads too. A file that is none of these raises
+    ``NotACheckpointError`` naming what it is (HTML or JSON text, empty, a zip or gzip archive of
+    something else, unknown bytes) and saying to download it again.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == SAFETENSORS_SUFFIX:
-        raw = _read_safetensors(path)
-    elif suffix in TORCH_SUFFIXES:
-        raw = _read_torch(path)
-    else:
+    if suffix not in WEIGHT_SUFFIXES:
         raise CheckpointError(
             f"{path}: unsupported weight file type {suffix!r}; expected one of {WEIGHT_SUFFIXES}"
         )
+    kind = sniff(path)
+    if kind == "safetensors":
+        raw = _read_safetensors(path)
+    elif kind in ("torch-zip", "pickle"):
+        raw = _read_torch(path)
+    else:
+        raise NotACheckpointError(f"{path} is not a checkpoint: it is {kind}. {_AGAIN}")
     return _flatten(raw, path)
+
+
+def sniff(path: Path) -> str:
+    """What a weight file holds, from its first bytes: ``"safetensors"``, ``"torch-zip"``,
+    ``"pickle"``, or a phrase saying what else it is ("an HTML page", "an empty file", ...)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise CheckpointError(f"could not read {path}: {e.strerror or e}") from e
+    if size == 0:
+        return "an empty file (0 bytes)"
+    # safetensors: a little-endian u64 header length, then the JSON header. A length beyond the
+    # file still counts (a cut-off file), and the reader says so.
+    if head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") < 100_000_000:
+        return "safetensors"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return _sniff_zip(path)
+    if head.startswith(b"\x1f\x8b"):
+        return "a gzip-compressed file, not a checkpoint (if it holds one, decompress it first)"
+    if head[:1] == b"\x80" or head[:1] in (b"(", b"}", b"]"):
+        return "pickle"  # protocol 2+ (torch's legacy format), or protocol 0/1 containers
+    return _describe_text(head, size)
+
+
+def _sniff_zip(path: Path) -> str:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        # torch.save's format is a zip, and a cut-off one has no central directory: torch.load
+        # then says it is truncated or corrupt.
+        return "torch-zip"
+    if any(n.endswith("data.pkl") for n in names):
+        return "torch-zip"
+    shown = ", ".join(names[:5]) + (f", ... ({len(names)} entries)" if len(names) > 5 else "")
+    return f"a zip archive of other files ({shown or 'empty'}), not a PyTorch checkpoint"
+
+
+def _describe_text(head: bytes, size: int) -> str:
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    printable = sum(c.isprintable() or c in "\t\r\n" for c in text) / max(len(text), 1)
+    preview = " ".join(text[:80].split())
+    lower = text[:1000].lower()
+    if lower.startswith(("<!doctype html", "<html", "<head", "<body")) or "<html" in lower:
+        return f"an HTML page ({size} bytes: {preview!r}...), e.g. a server's error or login page"
+    if lower.startswith("<?xml") or lower.startswith("<"):
+        return f"XML or HTML text ({size} bytes: {preview!r}...)"
+    if text.startswith(("{", "[")) and printable > 0.95:
+        return f"JSON text ({size} bytes: {preview!r}...), e.g. a server's error response"
+    if printable > 0.95:
+        return f"a text file ({size} bytes: {preview!r}...)"
+    return f"an unknown binary file ({size} bytes, starting {head[:8].hex(' ')})"
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -64,7 +136,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(
+        raise NotACheckpointError(
             f"could not read {path}: not a valid safetensors file, perhaps truncated or corrupt "
             f"({e}). Download or save it again."
         ) from e
@@ -76,8 +148,9 @@ def _read_torch(path: Path) -> object:
     except pickle.UnpicklingError as e:
         message = str(e)
         # torch words this differently across versions ("Unsupported global: GLOBAL x",
-        # "unsupported GLOBAL x whose module x is blocked", "Unsupported operand ...").
-        if re.search(r"unsupported|not an allowed global", message, re.IGNORECASE):
+        # "unsupported GLOBAL x whose module x is blocked"). Only a GLOBAL is code; an
+        # "Unsupported operand" is a byte that is no pickle opcode: a damaged file.
+        if re.search(r"GLOBAL|not an allowed global|is blocked", message):
             found = re.search(r"GLOBAL ([\w.]+)", message)
             what = f" (it references {found.group(1)})" if found else ""
             raise CheckpointError(
@@ -94,9 +167,9 @@ def _read_torch(path: Path) -> object:
 
 def _corrupt(path: Path, error: Exception) -> CheckpointError:
     detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return CheckpointError(
+    return NotACheckpointError(
         f"could not read {path}: the file is truncated or corrupt, or not a PyTorch checkpoint "
-        f"({type(error).__name__}: {detail}). Download or save it again."
+        f"({type(error).__name__}: {detail}). {_AGAIN}"
     )
 
 

@@ -284,8 +284,20 @@ def load_generator(
     Pickles are opened with ``torch.load(weights_only=True)``: a file that carries code is refused.
     """
     local = resolve_source(source, revision=revision)
-    model = load_local(local, label=str(source))
-    if isinstance(source, str) and source.startswith(("http://", "https://")):
+    is_url = isinstance(source, str) and source.startswith(("http://", "https://"))
+    try:
+        model = load_local(local, label=str(source))
+    except formats.NotACheckpointError as e:
+        if not is_url:
+            raise
+        # What the URL gave is not a checkpoint (an error page, a cut-off file): it must not
+        # stay in the cache as if it were one.
+        local.unlink(missing_ok=True)
+        raise formats.NotACheckpointError(
+            f"{source}: the download is not a usable checkpoint and was removed from the cache "
+            f"({local}): {e}"
+        ) from e
+    if is_url:
         model.task.source = model.task.source or source
     model.eval()
     if device is not None:
@@ -317,26 +329,72 @@ def resolve_source(source: str | os.PathLike, *, revision: str | None = None) ->
 
 
 def load_local(path: Path, *, label: str | None = None) -> Pix2PixGenerator:
-    """Load a local folder (our format, or one holding a single weight file) or weight file."""
+    """Load a local folder (our format, or one holding a single weight file) or weight file.
+
+    A ``config.json`` that is not ours (huggingface_hub's ``save_pretrained`` of another model
+    class writes its own, e.g. ``{"in_channels": 3, "out_channels": 3}`` for a HugGAN
+    ``GeneratorUNet``) does not stop loading: the architecture is then read off the weights, and
+    an error says what was tried.
+    """
     label = label or str(path)
     if path.is_dir():
         if (path / CONFIG_NAME).is_file():
-            return _load_ours(path)
+            foreign = _foreign_config(path / CONFIG_NAME)
+            if foreign is None:
+                return _load_ours(path)
+            return _load_beside_foreign_config(path, None, foreign, label)
         return _load_file(_pick_weight_file(path), label)
-    if path.name == WEIGHTS_NAME and (path.parent / CONFIG_NAME).is_file():
-        return _load_ours(path.parent)
+    if (path.parent / CONFIG_NAME).is_file() and path.suffix.lower() in formats.WEIGHT_SUFFIXES:
+        foreign = _foreign_config(path.parent / CONFIG_NAME)
+        if foreign is None and path.name == WEIGHTS_NAME:
+            return _load_ours(path.parent)
+        if foreign is not None:
+            return _load_beside_foreign_config(path.parent, path, foreign, label)
     return _load_file(path, label)
 
 
-def _load_ours(folder: Path) -> Pix2PixGenerator:
+def _foreign_config(path: Path) -> str | None:
+    """None when ``path`` is our config.json; otherwise why it is not (for error messages)."""
     try:
-        config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+        config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{folder / CONFIG_NAME}: not a readable JSON file ({e})") from e
-    if not isinstance(config, dict) or "architecture" not in config:
+        return f"not a readable JSON file ({e})"
+    if not isinstance(config, dict):
+        return f"holds a JSON {type(config).__name__}, not an object"
+    architecture = config.get("architecture")
+    if architecture is None:
+        keys = ", ".join(sorted(map(str, config))[:8]) or "none"
+        return f"no 'architecture' field (its keys: {keys})"
+    if architecture not in networks.GENERATORS or set(config) - {"architecture", "network", "task"}:
+        return f"'architecture' {architecture!r} with fields {sorted(config)} is not ours"
+    return None
+
+
+def _load_beside_foreign_config(
+    folder: Path, weights: Path | None, why: str, label: str
+) -> Pix2PixGenerator:
+    """Read the architecture off the weights, since the config.json beside them is not ours."""
+    try:
+        if weights is None:
+            weights = _pick_weight_file(folder)
+        model = _load_file(weights, label)
+    except CheckpointError as e:
         raise CheckpointError(
-            f"{folder / CONFIG_NAME}: not a pix2pix-studio config (no 'architecture' field)"
+            f"{label}: could not load it. Tried (1) {folder / CONFIG_NAME} as a pix2pix-studio "
+            f"config: {why}; (2) reading the architecture off the weights"
+            f"{f' in {weights.name}' if weights is not None else ''}: {e}"
+        ) from e
+    if why.startswith("not a readable JSON"):
+        # Most likely our own config, damaged: the weights still load, the task metadata is lost.
+        warnings.warn(
+            f"ignored {folder / CONFIG_NAME} ({why}); the architecture was read off "
+            f"{weights.name}, and any task metadata (input kind, palette) is lost",
+            stacklevel=3,
         )
+    return model
+
+
+def _load_ours(folder: Path) -> Pix2PixGenerator:
     model = Pix2PixGenerator.from_pretrained(folder, strict=True)
     return model
 
@@ -353,6 +411,12 @@ def _pick_weight_file(folder: Path) -> Path:
     candidates = sorted(
         p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in formats.WEIGHT_SUFFIXES
     )
+    if len(candidates) > 1:
+        # Hub repos often hold one model in two formats: take the safetensors one.
+        for name in (WEIGHTS_NAME, "pytorch_model.bin"):
+            if any(p.name == name for p in candidates):
+                candidates = [folder / name]
+                break
     if len(candidates) > 1:
         # A reference checkpoints folder holds both nets: latest_net_G.pth and latest_net_D.pth.
         generators = [p for p in candidates if "net_G" in p.name] or candidates

@@ -12,6 +12,7 @@ Images are not resized: a network trained on 256-pixel crops sees the same scale
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from pix2pix import networks, onednn
+from pix2pix import imageio, networks, onednn
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 BACKENDS = ("auto", "eager", "onednn")
@@ -36,7 +37,7 @@ _UNSET: Any = object()
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.Lock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
-ImageLike = Image.Image | np.ndarray
+ImageLike = Image.Image | np.ndarray | str | os.PathLike
 
 
 def best_device() -> torch.device:
@@ -109,6 +110,7 @@ class Translator:
         self.model = generator.to(device=self.device, dtype=torch.float32).eval()
         self.model.requires_grad_(False)
         self.multiple = networks.size_multiple(self.model)
+        self.min_size = networks.min_size(self.model)
         convs = [m for m in self.model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
         if not convs:
             raise ValueError(f"{type(generator).__name__} has no convolutions; not a generator")
@@ -136,7 +138,7 @@ class Translator:
     ) -> Image.Image | list[Image.Image]:
         """Translate one image (returns one) or a list (returns a list, batched by size)."""
         seed = self.seed if seed is _UNSET else seed
-        if isinstance(images, Image.Image | np.ndarray):
+        if isinstance(images, Image.Image | np.ndarray | str | os.PathLike):
             return self.translate_batch([images], seed=seed)[0]
         return self.translate_batch(list(images), seed=seed)
 
@@ -153,16 +155,24 @@ class Translator:
                 results[i] = out
         return results  # type: ignore[return-value]
 
-    def run(self, batch: torch.Tensor, *, seed: int | None) -> list[Image.Image]:
-        """Translate a (B, C, H, W) batch in [-1, 1] of one size; returns PIL images."""
+    def run(self, batch: torch.Tensor, *, seed: int | Sequence[int] | None) -> list[Image.Image]:
+        """Translate a (B, C, H, W) batch in [-1, 1] of one size; returns PIL images.
+
+        ``seed``: None (dropout off), one seed for every image, or one seed per image; an image's
+        variation depends only on its own seed, not on the rest of the batch.
+        """
         height, width = batch.shape[-2:]
-        x = pad_to_multiple(batch.to(self.device), self.multiple)
+        x = pad_to_multiple(batch.to(self.device), self.multiple, minimum=self.min_size)
         noise = None
         if seed is not None:
-            # CUDA draws the masks on the GPU (no host round trip; its own random stream, so a
-            # seed's variation is reproducible per device type); other devices on the CPU.
+            # One generator per image, so an image's variation does not depend on what shares
+            # its batch. CUDA draws the masks on the GPU (no host round trip; its own random
+            # stream, so a seed's variation is reproducible per device type); others on the CPU.
             where = self.device if self.device.type == "cuda" else torch.device("cpu")
-            noise = torch.Generator(device=where).manual_seed(seed)
+            seeds = [seed] * len(batch) if isinstance(seed, int) else list(seed)
+            if len(seeds) != len(batch):
+                raise ValueError(f"{len(seeds)} seeds for a batch of {len(batch)} images")
+            noise = [torch.Generator(device=where).manual_seed(s) for s in seeds]
         autocast = torch.autocast(
             self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
         )
@@ -186,10 +196,12 @@ def _to_pil(pixels: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(pixels[..., :3]), "RGB")
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad a (B, C, H, W) tensor, centred, so H and W become multiples of ``multiple``."""
+def pad_to_multiple(x: torch.Tensor, multiple: int, *, minimum: int = 1) -> torch.Tensor:
+    """Pad a (B, C, H, W) tensor, centred, so H and W become multiples of ``multiple`` and at
+    least ``minimum`` (a ResNet generator's padding layers need 8 pixels)."""
     height, width = x.shape[-2:]
-    pad_h, pad_w = -height % multiple, -width % multiple
+    floor = -(-minimum // multiple) * multiple
+    pad_h, pad_w = max(-height % multiple, floor - height), max(-width % multiple, floor - width)
     if pad_h == 0 and pad_w == 0:
         return x
     pads = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
@@ -205,11 +217,12 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 def to_tensor(image: ImageLike, channels: int = 3) -> torch.Tensor:
-    """Convert a PIL image or array to a (channels, H, W) float tensor in [-1, 1].
+    """Convert an image file, a PIL image or an array to a (channels, H, W) float tensor in [-1, 1].
 
-    Accepts PIL modes 1, L, LA, P, PA, RGB, RGBA, I;16 (16-bit), I, F, CMYK, YCbCr and arrays
-    (H, W), (H, W, 1..4) of uint8, uint16, bool or float in [0, 1]. Transparency is composited
-    onto white (the background of sketches and label maps).
+    Files and PIL images (any mode: 1, L, LA, P, PA, RGB, RGBA, I;16, I, F, CMYK, YCbCr) go
+    through ``pix2pix.imageio``, as in every other entry point: EXIF orientation applied, 8-bit
+    RGB, 16-bit ranges scaled, transparency composited onto white. Arrays (H, W), (H, W, 1..4) of
+    uint8, uint16, bool or float in [0, 1] are taken as they are; their alpha also goes on white.
     """
     array = to_float_array(image)  # (H, W, C) in [0, 1], C in 1..4
     if array.shape[2] in (2, 4):
@@ -229,39 +242,20 @@ def to_tensor(image: ImageLike, channels: int = 3) -> torch.Tensor:
 
 def to_float_array(image: ImageLike) -> np.ndarray:
     """A PIL image or array as a float32 (H, W, C) array in [0, 1], C in 1..4."""
+    if isinstance(image, str | os.PathLike):
+        return _pil_to_float(imageio.read_image(image))
     if isinstance(image, Image.Image):
         return _pil_to_float(image)
     if isinstance(image, np.ndarray):
         return _array_to_float(image)
-    raise TypeError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
+    raise TypeError(
+        f"expected an image file path, a PIL image or a numpy array, got {type(image).__name__}"
+    )
 
 
 def _pil_to_float(image: Image.Image) -> np.ndarray:
-    mode = image.mode
-    if mode.startswith("I;16"):
-        array = np.asarray(image, dtype=np.float32) / 65535.0
-        return _check_range(array[..., None], f"PIL mode {mode}")
-    if mode in ("I", "F"):
-        return _check_range(_unit_scale(np.asarray(image, dtype=np.float32), mode), f"mode {mode}")
-    if mode in ("1", "L"):
-        image = image.convert("L")
-    elif mode in ("P", "PA"):
-        image = image.convert("RGBA")
-    elif mode not in ("LA", "RGB", "RGBA"):
-        image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX ...
-    return _array_to_float(np.asarray(image))
-
-
-def _unit_scale(array: np.ndarray, mode: str) -> np.ndarray:
-    """Bring a PIL "I" / "F" image to [0, 1] by the range its values use.
-
-    Pillow's ``convert("I")`` / ``convert("F")`` keep the 0..255 scale, 16-bit files may open as
-    "I" (0..65535), and float images made from arrays are often 0..1.
-    """
-    high = float(array.max())
-    if mode == "F" and high <= 1.0:
-        return array[..., None]
-    return array[..., None] / (255.0 if high <= 255.0 else 65535.0)
+    # The one decoding rule of every entry point: upright per EXIF, 8-bit RGB, alpha on white.
+    return _array_to_float(np.asarray(imageio.to_rgb(image)))
 
 
 def _array_to_float(array: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ This module holds ``nn.Module``s and the registry only; it imports nothing else 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,19 +42,32 @@ class Dropout(nn.Dropout):
     """``nn.Dropout`` that can stay on in eval mode, drawing its masks from a given generator.
 
     pix2pix uses dropout as its noise z, also at test time. A ``torch.Generator`` makes the
-    variations reproducible without touching the global RNG.
+    variations reproducible without touching the global RNG. A list of generators, one per image
+    of the batch, draws each image's mask from its own: an image then gets the same mask whatever
+    else shares its batch.
     """
 
-    generator: torch.Generator | None = None
+    generator: torch.Generator | Sequence[torch.Generator] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or self.generator is None:
             return super().forward(x)
         keep = 1.0 - self.p
-        # Draw on the generator's device, then move: CPU generators also serve CUDA models.
-        mask = torch.empty(x.shape, device=self.generator.device)
-        mask.bernoulli_(keep, generator=self.generator)
+        if isinstance(self.generator, torch.Generator):
+            mask = _bernoulli(x.shape, keep, self.generator)
+        else:
+            if len(self.generator) != x.shape[0]:
+                raise ValueError(
+                    f"{len(self.generator)} noise generators for a batch of {x.shape[0]}"
+                )
+            mask = torch.stack([_bernoulli(x.shape[1:], keep, g) for g in self.generator])
         return x * mask.to(device=x.device, dtype=x.dtype) / keep
+
+
+def _bernoulli(shape: torch.Size, keep: float, generator: torch.Generator) -> torch.Tensor:
+    # Drawn on the generator's device, then moved: CPU generators also serve CUDA models.
+    mask = torch.empty(shape, device=generator.device)
+    return mask.bernoulli_(keep, generator=generator)
 
 
 class Identity(nn.Module):
@@ -227,6 +240,8 @@ class ResnetGenerator(nn.Module):
         make_norm = norm_layer(norm)
         bias = _uses_bias(norm)
         self.size_multiple = 4
+        # Reflection padding needs a side of 2 after both halvings (and 4 at full size).
+        self.min_size = 8
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(in_channels, ngf, kernel_size=7, padding=0, bias=bias),
@@ -521,16 +536,27 @@ def size_multiple(generator: nn.Module) -> int:
     return 1
 
 
+def min_size(generator: nn.Module) -> int:
+    """The smallest side ``generator`` takes (its padding layers need room); 1 when any fits."""
+    for m in generator.modules():
+        if hasattr(m, "min_size"):
+            return int(m.min_size)
+    return 1
+
+
 @contextlib.contextmanager
 def eval_mode(
-    generator: nn.Module, *, input_stats: bool, noise: torch.Generator | None
+    generator: nn.Module,
+    *,
+    input_stats: bool,
+    noise: torch.Generator | Sequence[torch.Generator] | None,
 ) -> Iterator[nn.Module]:
     """Run ``generator`` in eval mode with the paper's test-time options, then restore it.
 
     ``input_stats``: BatchNorm layers normalise each image by its own statistics (running
     statistics are neither used nor changed). ``noise``: dropout stays on, its masks drawn from
-    this generator; ``None`` turns dropout off. Not re-entrant for one model: callers that share a
-    model between threads hold a lock around it.
+    this generator (or one generator per image of the batch); ``None`` turns dropout off. Not
+    re-entrant for one model: callers that share a model between threads hold a lock around it.
     """
     modules = list(generator.modules())
     training = [m for m in modules if m.training]  # restored as they were, mixed modes too

@@ -3,8 +3,9 @@
     python -m pix2pix.translate --model SOURCE INPUT... --out DIR [--seed N] [--edges]
 
 INPUT may be files or folders (their images, not recursively). Results are written as PNG files
-named after the inputs. A file that cannot be read is reported and skipped; the exit status is 1
-when any input failed.
+named after the inputs. Files are decoded by ``pix2pix.imageio`` (upright per EXIF, transparency
+on white, very large images downscaled with a note). A file that cannot be read is reported and
+skipped; the exit status is 1 when any input failed.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+from pix2pix import imageio
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,7 +40,7 @@ def collect_inputs(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             found += sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in imageio.SUFFIXES
             )
         else:
             found.append(path)
@@ -82,12 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     failures, taken = 0, set()
     for path in tqdm(inputs, desc="translating", unit="img", disable=len(inputs) < 2):
         try:
-            with Image.open(path) as image:
-                image.load()
-        except (OSError, UnidentifiedImageError) as e:
+            decoded = imageio.decode_image(path)
+        except imageio.ImageReadError as e:
             failures += 1
-            tqdm.write(f"skipped {path}: not a readable image ({e})", file=sys.stderr)
+            tqdm.write(f"skipped {path}: {e}", file=sys.stderr)
             continue
+        if decoded.notice:
+            tqdm.write(f"note: {decoded.notice}", file=sys.stderr)
+        image = decoded.image
         source = edges.edges_to_pil(edges.photo_to_edges(image)) if args.edges else image
         target = args.out / _output_name(path, taken)
         translate(source).save(target)

@@ -202,9 +202,9 @@ def test_edges_endpoint(client: Client, files: dict) -> None:
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        ("corrupt", "is truncated or corrupt|not an image this app can read"),
+        ("corrupt", "is truncated or corrupt|not an image file this can read"),
         ("empty", "is empty"),
-        ("text", "not an image this app can read"),
+        ("text", "not an image file this can read"),
     ],
 )
 def test_bad_uploads_are_named(client: Client, files: dict, kind: str, message: str) -> None:

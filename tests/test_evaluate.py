@@ -398,3 +398,22 @@ def test_fcn_score_runs_the_segmenter_at_its_own_size(workspace: dict[str, Path]
     )  # fmt: skip
     assert results["fcn"]["segmenter_size"] == SIZE
     assert results["fcn"]["real"]["pixel_accuracy"] > 0.8
+
+
+def test_seeded_metrics_do_not_depend_on_the_batch_size(workspace: dict[str, Path]) -> None:
+    runs = [
+        evaluate.evaluate(
+            workspace["generator"],
+            workspace["data"],
+            size=SIZE,
+            seed=5,
+            batch_size=batch,
+            device="cpu",
+            progress=False,
+        )
+        for batch in (1, 4)
+    ]
+    one, four = runs[0]["per_image"], runs[1]["per_image"]
+    assert [r["name"] for r in one] == [r["name"] for r in four]
+    for a, b in zip(one, four, strict=True):
+        assert a["l1"] == pytest.approx(b["l1"], abs=1e-4), (a, b)

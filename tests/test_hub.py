@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -133,8 +134,9 @@ def test_shape_mismatch_is_named(tmp_path: Path) -> None:
 def test_corrupt_config_and_weights_name_the_file(tmp_path: Path) -> None:
     save_generator(_tiny(), tmp_path / "a")
     (tmp_path / "a" / "config.json").write_text("{not json")
-    with pytest.raises(CheckpointError, match=r"a/config\.json"):
-        load_generator(tmp_path / "a")
+    # The weights still load (architecture read off them), with a warning naming the config.
+    with pytest.warns(UserWarning, match=r"a/config\.json \(not a readable JSON"):
+        assert load_generator(tmp_path / "a").architecture == "unet_128"
     save_generator(_tiny(), tmp_path / "b")
     weights = tmp_path / "b" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
@@ -417,3 +419,131 @@ def test_url_errors_are_clear(http_root, tmp_path: Path, monkeypatch: pytest.Mon
         load_generator(f"{base}/other.pth")
     with pytest.raises(ValueError, match="expected an http"):
         hub.download_url("ftp://example.com/x.pth")
+
+
+# --------------------------------------------------------------------------------------------
+# Files that are not checkpoints
+# --------------------------------------------------------------------------------------------
+
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>"
+    b"<body><h1>Service Unavailable</h1></body></html>\n"
+)
+
+
+def _not_checkpoints(folder: Path) -> dict[str, tuple[bytes, str]]:
+    """file name -> (content, what the error must call it)."""
+    import gzip
+    import io
+    import zipfile
+
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("facades/readme.txt", "the model is in another file")
+        archive.writestr("facades/latest_net_G.onnx", b"\x08\x07")
+    text_file = b"model weights moved to a new server, see the project page\n"
+    return {
+        "latest_net_G.pth": (HTML_PAGE, "an HTML page"),
+        "error.bin": (b'{"error": "Entry not found", "status": 404}', "JSON text"),
+        "empty.pth": (b"", "an empty file"),
+        "archive.pth": (zipped.getvalue(), r"a zip archive of other files \(facades/readme.txt"),
+        "packed.pth": (gzip.compress(b"some other data" * 100), "a gzip-compressed file"),
+        "notes.pt": (text_file, "a text file"),
+        "xml.pth": (b"<?xml version='1.0'?><Error><Code>NoSuchKey</Code></Error>", "XML"),
+    }
+
+
+def test_files_that_are_not_checkpoints_say_what_they_are(tmp_path: Path) -> None:
+    for name, (content, what) in _not_checkpoints(tmp_path).items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(CheckpointError) as err:
+            load_generator(tmp_path / name)
+        message = str(err.value)
+        assert name in message and "is not a checkpoint" in message, message
+        assert re.search(what, message), (what, message)
+        assert "Download it again" in message
+        assert "arbitrary code" not in message  # that message is for pickles that carry code
+
+
+def test_truncated_checkpoint_is_named_as_such(tmp_path: Path) -> None:
+    torch.save(networks.create_generator("unet_128", ngf=4).state_dict(), tmp_path / "full.pth")
+    data = (tmp_path / "full.pth").read_bytes()
+    for cut in (len(data) // 3, 200, 30):
+        (tmp_path / "cut.pth").write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match=r"cut\.pth.*truncated or corrupt") as err:
+            load_generator(tmp_path / "cut.pth")
+        assert "arbitrary code" not in str(err.value) and "Download it again" in str(err.value)
+
+
+def test_format_is_read_off_the_content_not_the_name(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    net = networks.create_generator("unet_128", ngf=4)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp_path / "g.pth")
+    assert load_generator(tmp_path / "g.pth").architecture == "unet_128"
+
+
+def test_a_download_that_is_not_a_checkpoint_leaves_the_cache(
+    http_root, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, root, requests = http_root
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PIX2PIX_CACHE", str(cache))
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    url = f"{base}/facades_label2photo.pth"
+    (root / "facades_label2photo.pth").write_bytes(HTML_PAGE)  # the model server's outage page
+    with pytest.raises(CheckpointError, match=r"removed from the cache.*an HTML page"):
+        load_generator(url)
+    assert not [p for p in (cache / "urls").iterdir()]
+    # Once the server is back, the same URL downloads again and loads.
+    torch.save(networks.create_generator("unet_128", ngf=4).state_dict(), root / url.split("/")[-1])
+    assert load_generator(url).architecture == "unet_128"
+    assert len(requests) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints saved by other tools, with a config.json that is not ours
+# --------------------------------------------------------------------------------------------
+
+
+def test_huggan_saved_with_todays_huggingface_hub_loads(tmp_path: Path) -> None:
+    from huggingface_hub import PyTorchModelHubMixin
+
+    class GeneratorUNet(networks.HugGANUNet, PyTorchModelHubMixin):
+        """The HugGAN community class, as its code defines it today (keys down1..., final)."""
+
+    torch.manual_seed(0)
+    original = GeneratorUNet(in_channels=3, out_channels=3).eval()
+    original.save_pretrained(tmp_path / "huggan")
+    config = json.loads((tmp_path / "huggan" / "config.json").read_text())
+    assert config == {"in_channels": 3, "out_channels": 3}
+    x = torch.rand(1, 3, 256, 256) * 2 - 1
+    for source in (tmp_path / "huggan", tmp_path / "huggan" / "model.safetensors"):
+        loaded = load_generator(source)
+        assert loaded.architecture == "huggan_unet"
+        with torch.no_grad():
+            assert torch.equal(loaded(x), original(x))
+    # The same folder with the 2022 pickle beside the safetensors: the safetensors one is taken.
+    torch.save(original.state_dict(), tmp_path / "huggan" / "pytorch_model.bin")
+    assert load_generator(tmp_path / "huggan").architecture == "huggan_unet"
+
+
+def test_other_configs_fall_back_to_the_weights_and_say_what_was_tried(tmp_path: Path) -> None:
+    # A timm-style config: an 'architecture' field that is not one of ours.
+    folder = tmp_path / "timmish"
+    folder.mkdir()
+    torch.save(networks.create_generator("resnet_6blocks", ngf=4).state_dict(), folder / "g.pth")
+    (folder / "config.json").write_text(json.dumps({"architecture": "resnet50", "num_classes": 9}))
+    assert load_generator(folder).architecture == "resnet_6blocks"
+    assert load_generator(folder / "g.pth").architecture == "resnet_6blocks"
+    # Neither the config nor the weights: the error names both attempts.
+    other = tmp_path / "other"
+    other.mkdir()
+    torch.save(networks.create_discriminator(70, ndf=4).state_dict(), other / "model.bin")
+    (other / "config.json").write_text(json.dumps({"in_channels": 6, "out_channels": 1}))
+    with pytest.raises(CheckpointError) as err:
+        load_generator(other)
+    message = str(err.value)
+    assert "Tried (1)" in message and "no 'architecture' field (its keys: in_channels" in message
+    assert "(2) reading the architecture off the weights in model.bin" in message
+    assert "unknown checkpoint layout" in message

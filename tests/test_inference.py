@@ -199,7 +199,8 @@ def test_precision_resolution() -> None:
         (np.full((4, 4), 2.0), r"values in \[0, 1\]; found \[2, 2\]"),
         (np.full((4, 4), np.nan), "NaN"),
         (np.zeros((4, 4), np.int64), "unsupported array dtype int64"),
-        ("image.png", "expected a PIL image or a numpy array, got str"),
+        ("no-such-image.png", "the image 'no-such-image.png' does not exist"),
+        ([3.5], "expected an image file path, a PIL image or a numpy array, got float"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(translate: Translator, bad: object, message: str) -> None:
@@ -221,3 +222,54 @@ def test_a_half_precision_model_is_upcast_once_and_translates(model: Pix2PixGene
     reference = Translator(model, device="cpu", precision="fp32")(image)
     got = np.asarray(translate(image), np.int16)
     assert np.abs(got - np.asarray(reference, np.int16)).max() <= 8  # fp16-rounded weights
+
+
+# --------------------------------------------------------------------------------------------
+# Every generator family at every size; seeded variations independent of the batch
+# --------------------------------------------------------------------------------------------
+
+FAMILIES = [
+    ("unet_256", {"ngf": 2}),
+    ("unet_128", {"ngf": 2}),
+    ("encoder_decoder", {"ngf": 2}),
+    ("resnet_6blocks", {"ngf": 2}),
+    ("resnet_9blocks", {"ngf": 2, "padding": "zero"}),
+    ("resnet_6blocks", {"ngf": 2, "padding": "replicate"}),
+    ("huggan_unet", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), FAMILIES, ids=lambda v: str(v))
+def test_every_generator_takes_every_size_down_to_1x1(name: str, kwargs: dict) -> None:
+    model = Pix2PixGenerator(name, kwargs)
+    for backend in ("eager", "auto"):
+        translate = Translator(model, device="cpu", precision="fp32", backend=backend)
+        for h, w in [(1, 1), (4, 4), (2, 7), (5, 3), (9, 1), (12, 8)]:
+            out = translate(np.full((h, w, 3), 200, np.uint8))
+            assert out.size == (w, h), (name, backend, (h, w))
+            seeded = translate(np.full((h, w, 3), 200, np.uint8), seed=1)
+            assert seeded.size == (w, h)
+
+
+def test_padding_reaches_the_minimum_side() -> None:
+    x = torch.rand(1, 3, 4, 1)
+    padded = pad_to_multiple(x, 4, minimum=8)
+    assert padded.shape[-2:] == (8, 8)
+    assert torch.equal(padded[..., 2:6, 3:4], x)
+    assert pad_to_multiple(torch.rand(1, 3, 12, 16), 4, minimum=8).shape[-2:] == (12, 16)
+
+
+def test_seeded_variation_does_not_depend_on_the_batch(translate: Translator) -> None:
+    images = [Image.fromarray(_rgb(64, 48, seed=i)) for i in range(4)]
+    images.insert(2, Image.fromarray(_rgb(30, 20, seed=9)))  # another size: a batch of its own
+    batch = translate(images, seed=7)
+    for image, out in zip(images, batch, strict=True):
+        alone = translate(image, seed=7)
+        assert np.array_equal(np.asarray(out), np.asarray(alone))
+    assert not np.array_equal(np.asarray(batch[0]), np.asarray(translate(images[0])))
+    # One seed per image, as the evaluation uses them: each equals its image run alone.
+    tensors = torch.stack([to_tensor(image) for image in images[:2]])
+    per_image = translate.run(tensors, seed=[3, 4])
+    assert np.array_equal(np.asarray(per_image[1]), np.asarray(translate(images[1], seed=4)))
+    with pytest.raises(ValueError, match="1 seeds for a batch of 2"):
+        translate.run(tensors, seed=[3])

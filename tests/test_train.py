@@ -386,7 +386,8 @@ def test_crop_size_that_does_not_fit_is_refused(
     aligned: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     assert run("--data", aligned, "--out", tmp_path / "a", *TINY, "--crop-size", "64") == 2
-    assert "multiples of 128" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "multiples of 128" in err and "--num-downs 6" in err
     small = [*TINY, "--netG", "resnet_6blocks", "--crop-size", "64", "--patch", "286"]
     assert run("--data", aligned, "--out", tmp_path / "b", *small) == 2
     assert "too small for the 286x286 discriminator" in capsys.readouterr().err
@@ -491,3 +492,87 @@ def test_two_processes_train_save_and_resume(
 
     assert run("--resume", stopped) == 2  # in one process: the batches would differ
     assert "--num_processes 2" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Options changed on --resume: in effect from the resumed step, as in a fresh run, or refused
+# --------------------------------------------------------------------------------------------
+
+
+def _spy_optimizer(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Record G's and D's LR and betas at every training step."""
+    import train.train as train_module
+
+    seen: list[dict] = []
+    real = train_module.train_step
+
+    def spy(batch: dict, nets, accelerator, args) -> dict:
+        g, d = nets.opt_G.param_groups[0], nets.opt_D.param_groups[0]
+        seen.append({"lr_G": g["lr"], "lr_D": d["lr"], "betas": tuple(g["betas"])})
+        return real(batch, nets, accelerator, args)
+
+    monkeypatch.setattr(train_module, "train_step", spy)
+    return seen
+
+
+def test_every_option_is_fixed_applied_or_run_only_on_resume() -> None:
+    from train.train import FIXED_ON_RESUME, RECIPE_OPTIONS, RUN_OPTIONS, build_parser
+
+    dests = {a.dest for a in build_parser()._actions} - {"help"}
+    groups = [set(FIXED_ON_RESUME), set(RECIPE_OPTIONS), set(RUN_OPTIONS)]
+    assert set.union(*groups) == dests, "classify every new option for --resume"
+    assert sum(len(g) for g in groups) == len(dests), "an option is in two classes"
+
+
+def test_a_finished_run_resumed_with_a_longer_schedule_trains_at_its_lr(
+    aligned: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The issue's example: 1 + 1 epochs (8 steps of 4 images), then --epochs 2 --epochs-decay 2.
+    out = tmp_path / "run"
+    assert run("--data", aligned, "--out", out, *TINY) == 0
+    seen = _spy_optimizer(monkeypatch)
+    assert run("--resume", out, "--epochs", "2", "--epochs-decay", "2", "--max-steps", "10") == 0
+    resumed = seen[:]
+    # A fresh run with the new options, at the same steps (9 and 10: epoch 2).
+    seen.clear()
+    fresh = tmp_path / "fresh"
+    longer = ["--epochs", "2", "--epochs-decay", "2", "--max-steps", "10"]
+    assert run("--data", aligned, "--out", fresh, *TINY, *longer) == 0
+    expected = 2e-4 * lr_factor(2, 2, 2)
+    assert [s["lr_G"] for s in resumed] == pytest.approx([expected] * 2)
+    assert resumed == seen[8:10]
+    notes = load_generator(out).task.notes
+    assert "of a schedule of 2 + 2 decay epochs" in notes
+    assert "Resumed at step 8 with --epochs 1 -> 2, --epochs-decay 1 -> 2" in notes
+
+
+def test_lr_and_betas_changed_on_resume_apply_from_that_step(
+    aligned: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+    assert run("--data", aligned, "--out", out, *TINY, "--max-steps", "3") == 0
+    seen = _spy_optimizer(monkeypatch)
+    assert run("--resume", out, "--lr", "1e-3", "--beta1", "0.9", "--max-steps", "6") == 0
+    # Step 4 ends epoch 0 (factor 1); steps 5 and 6 are in epoch 1 (factor 1/2).
+    assert [s["lr_G"] for s in seen] == pytest.approx([1e-3, 5e-4, 5e-4])
+    assert [s["lr_D"] for s in seen] == pytest.approx([1e-3, 5e-4, 5e-4])
+    assert {s["betas"] for s in seen} == {(0.9, 0.999)}
+    # A second resume keeps the history; what the card says is what was used, and when.
+    seen.clear()
+    assert run("--resume", out, "--lambda-l1", "10", "--max-steps", "7") == 0
+    assert seen[0]["lr_G"] == pytest.approx(5e-4) and seen[0]["betas"] == (0.9, 0.999)
+    notes = load_generator(out).task.notes
+    assert "Adam lr 0.001, betas (0.9, 0.999)" in notes and "+ 10 x L1" in notes
+    assert "Resumed at step 3 with --lr 0.0002 -> 0.001, --beta1 0.5 -> 0.9" in notes
+    assert "Resumed at step 6 with --lambda-l1 100.0 -> 10.0" in notes
+
+
+def test_options_that_change_the_examples_are_refused_on_resume(
+    aligned: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    assert run("--data", aligned, "--out", out, *TINY, "--max-steps", "1") == 0
+    capsys.readouterr()
+    for option, value in (("--direction", "BtoA"), ("--format", "photos")):
+        assert run("--resume", out, option, value) == 2
+        assert f"{option} {value!r}" in capsys.readouterr().err

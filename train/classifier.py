@@ -22,6 +22,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from pix2pix import imageio
+
 WEIGHTS = "classifier.safetensors"
 CONFIG = "classifier.json"
 
@@ -75,9 +77,8 @@ def resize(grey: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def read_image(path: Path) -> Image.Image:
-    """Decode a file fully and close it (thousands of lazily opened files exhaust handles)."""
-    with Image.open(path) as image:
-        return image.convert("L")
+    """Decode a file as every entry point does (``pix2pix.imageio``), as 8-bit grayscale."""
+    return imageio.read_image(path).convert("L")
 
 
 def load_labelled(data: Path, split: str) -> tuple[list[Path], list[str], list[int]]:

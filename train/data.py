@@ -29,13 +29,15 @@ from typing import TypeVar
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+from pix2pix import imageio
+
+IMAGE_EXTENSIONS = imageio.SUFFIXES  # the same files as every entry point reads
 SPLITS = ("train", "val", "test")
 FORMATS = ("aligned", "paired", "photos")
 DIRECTIONS = ("AtoB", "BtoA")
@@ -54,7 +56,6 @@ _LAYOUTS = """expected one of these layouts (split folders train/ val/ test/ are
 _WARN_LIMIT = 10  # file names listed in a skipped-files warning
 _MISMATCH_LIMIT = 20  # names listed per side when A and B do not match
 _IO_THREADS = min(16, os.cpu_count() or 1)
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -142,28 +143,11 @@ def find_dataset(
 def convert_mode(img: Image.Image, channels: int = 3) -> Image.Image:
     """Convert an image of any mode to 8-bit RGB (``channels=3``) or L (``channels=1``).
 
-    Transparency is composited onto white. 16-bit images (modes ``I;16*``, and ``I``, which Pillow
-    uses for some 16-bit files) are scaled from 0..65535 to 0..255 rather than clipped; ``F``
-    images are read as 0..1 when all values fit, else as 0..255.
+    The rule of every entry point (``pix2pix.imageio.to_rgb``): upright per EXIF, transparency
+    composited onto white, 16-bit images (``I;16*``) scaled from 0..65535, ``I`` and ``F`` by the
+    range their values use.
     """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
-    if img.mode in _SIXTEEN_BIT_MODES:
-        values = np.clip(np.asarray(img, dtype=np.float64), 0, 65535) / 257.0
-        img = Image.fromarray(np.round(values).astype(np.uint8))
-    elif img.mode == "F":
-        values = np.nan_to_num(np.asarray(img, dtype=np.float64))
-        if values.size and values.min() >= 0 and values.max() <= 1:
-            values = values * 255.0
-        img = Image.fromarray(np.round(np.clip(values, 0, 255)).astype(np.uint8))
-
-    has_alpha = any(band in ("A", "a") for band in img.getbands())
-    if has_alpha or "transparency" in img.info:
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
-    target = "RGB" if channels == 3 else "L"
-    return img if img.mode == target else img.convert(target)
+    return imageio.to_mode(img, channels)
 
 
 def make_aligned(a: Image.Image, b: Image.Image) -> Image.Image:
@@ -465,9 +449,12 @@ def _detect_aligned_or_photos(images: list[Path], folder: Path) -> tuple[str, st
 
 
 def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) as the image is seen, i.e. after its EXIF orientation, as decoded."""
     try:
         with Image.open(path) as img:
-            return img.size
+            width, height = img.size
+            turned = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+            return (height, width) if turned else (width, height)
     except Exception:  # unreadable files are reported when the dataset is built
         return None
 
@@ -494,11 +481,11 @@ def _decode_problem(path: Path) -> str | None:
 
 
 def _read_rgb(path: Path, min_size: tuple[int, int]) -> Image.Image:
-    """Decode ``path`` to RGB, upright per EXIF; JPEGs may decode smaller but >= ``min_size``."""
+    """Decode ``path`` as every entry point does (``pix2pix.imageio``); JPEGs may decode at a
+    reduced scale, still at least ``min_size`` (width, height) since the transform resizes to it.
+    """
     try:
-        with Image.open(path) as img:
-            img.draft(img.mode, min_size)
-            return convert_mode(ImageOps.exif_transpose(img), 3)
+        return imageio.decode_image(path, min_size=min_size).image
     except Exception as e:  # see _decode_problem
         raise _UnreadableError(path, f"{type(e).__name__}: {e}") from e
 

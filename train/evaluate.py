@@ -231,7 +231,8 @@ def evaluate(
 
     Returns the results that ``OUT/metrics.json`` holds; writes it and ``OUT/examples.png`` when
     ``out`` is given. ``direction=None`` takes the generator's ``task.direction``. ``seed=None``
-    runs with dropout off; an integer turns dropout on with masks drawn from ``seed + batch``.
+    runs with dropout off; an integer turns dropout on, image ``i`` of the split drawing its masks
+    from ``seed + i`` (the same whatever the batch size).
     ``fid_weights=None`` skips FID (the CLI also reads ``PIX2PIX_FID_WEIGHTS``).
     """
     from tqdm.auto import tqdm
@@ -296,9 +297,11 @@ def evaluate(
         examples: list[tuple[Image.Image, Image.Image, Image.Image]] = []
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
         bar = tqdm(total=count, desc="evaluating", unit="img", disable=not progress)
-        for index, batch in enumerate(loader):
+        for batch in loader:
             inputs, targets = batch["input"], batch["target"]
-            noise = None if seed is None else seed + index
+            # Image i of the split gets seed + i, whatever the batch size.
+            first = len(per_image)
+            noise = None if seed is None else [seed + first + i for i in range(len(inputs))]
             generated_pil = translator.run(inputs, seed=noise)
             generated = torch.stack([_pil_to_tensor(p) for p in generated_pil])
             generated = generated[:, : targets.shape[1]]  # a 1-channel target: compare one channel
@@ -354,7 +357,7 @@ def evaluate(
         "size": size,
         "settings": {
             "norm": "instance",
-            "dropout": "off" if seed is None else "on, masks from seed + batch index",
+            "dropout": "off" if seed is None else "on, masks of image i from seed + i",
             "precision": precision,
             "device": str(translator.device),
             "batch_size": batch_size,

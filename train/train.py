@@ -80,6 +80,41 @@ FIXED_ON_RESUME = (
     "init_from",
     "batch_size",
     "seed",
+    # What the examples are: which side is the input, and how the folder is read.
+    "direction",
+    "format",
+)
+# Options that change how a resumed run trains from its step on, exactly as a fresh run with them
+# would train at that step (the LR and betas are recomputed after the optimizer state is loaded);
+# the model card lists such changes with the step they took effect at.
+RECIPE_OPTIONS = (
+    "data",
+    "lr",
+    "beta1",
+    "epochs",
+    "epochs_decay",
+    "lambda_l1",
+    "gan_mode",
+    "load_size",
+    "crop_size",
+    "no_flip",
+    "mixed_precision",
+)
+# Options that say where, how long, how often or what to write, not how to train: they apply
+# to a resumed run as given, and the model card does not list their changes.
+RUN_OPTIONS = (
+    "resume",
+    "out",
+    "max_steps",
+    "save_every",
+    "sample_every",
+    "log_every",
+    "cpu",
+    "workers",
+    "push_to_hub",
+    "input_kind",
+    "dataset",
+    "notes",
 )
 SAMPLE_COUNT = 4  # rows in a sample grid
 SUMMARY_NAME = "train_summary.json"
@@ -409,11 +444,23 @@ def check_sizes(G: Pix2PixGenerator, D: nn.Module | None, args: argparse.Namespa
     """Fail before training when the crop size does not fit G or D, saying what would."""
     crop = args.crop_size
     multiple = G.size_multiple
-    if crop % multiple:
+    smallest = networks.min_size(G)
+    if crop % multiple or crop < smallest:
+        need = f"multiples of {multiple}" if crop % multiple else f"at least {smallest} pixels"
+        fixes = ["use such a crop size"]
+        if G.architecture.startswith(("unet", "encoder_decoder")):
+            # The deepest U-Net that fits: 2**depth divides the crop (e.g. 6 levels for 64 px).
+            depth = max((d for d in range(1, 9) if crop % 2**d == 0), default=0)
+            if depth and (args.init_from or args.resume):
+                fixes.append(
+                    f"or start a new run with --num-downs {depth} (this run's generator is fixed)"
+                )
+            elif depth:
+                fixes.append(f"or add --num-downs {depth} (a U-Net that halves {depth} times fits)")
+        fixes.append("or a generator that halves less (unet_128: 128, resnet_*: 4)")
         raise ValueError(
             f"--crop-size {crop} does not fit {G.architecture}: it halves its input "
-            f"{int(np.log2(multiple))} times, so sides must be multiples of {multiple}. Use such "
-            f"a crop size, or a generator that halves less (unet_128: 128, resnet_*: 4)"
+            f"{int(np.log2(multiple))} times, so sides must be {need}; {', '.join(fixes)}"
         )
     if D is None:
         return
@@ -461,6 +508,16 @@ def _resolve_resume(args: argparse.Namespace) -> ckpt.Checkpoint:
             "networks or the position in the data. Drop them to continue the run as it was, or "
             "start a new run in another --out"
         )
+    changed = {
+        k: [saved.get(k), _jsonable(getattr(args, k))]
+        for k in RECIPE_OPTIONS
+        if k in args.given and k in saved and _jsonable(getattr(args, k)) != saved.get(k)
+    }
+    if changed:
+        entry = {"step": state.step, "options": changed}
+        args.changes = [*state.config.get("changes", []), entry]
+    else:
+        args.changes = list(state.config.get("changes", []))
     for key, value in saved.items():
         if key in vars(args) and key not in args.given and key not in ("resume", "given"):
             setattr(args, key, value)
@@ -478,7 +535,31 @@ def _jsonable(value: Any) -> Any:
 
 
 def _run_config(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: _jsonable(v) for k, v in sorted(vars(args).items()) if k not in ("given", "resume")}
+    skip = ("given", "resume", "changes")
+    return {k: _jsonable(v) for k, v in sorted(vars(args).items()) if k not in skip}
+
+
+def apply_optimizer_options(
+    optimizers: list[torch.optim.Optimizer],
+    schedulers: list[Any],
+    args: argparse.Namespace,
+    epoch: int,
+) -> None:
+    """Set LR and betas from the options, as a fresh run would have them at ``epoch``.
+
+    A loaded optimizer state carries the saved run's LR, initial LR and betas, and a loaded
+    scheduler its base LRs; the LR of the current epoch would only follow a changed schedule at
+    the next epoch boundary (a finished run resumed with more epochs trained a whole epoch at
+    LR 0). Adam's moment estimates and the step count stay as saved.
+    """
+    factor = max(0.0, lr_factor(epoch, args.epochs, args.epochs_decay))
+    for optimizer, scheduler in zip(optimizers, schedulers, strict=True):
+        for group in optimizer.param_groups:
+            group["initial_lr"] = args.lr
+            group["lr"] = args.lr * factor
+            group["betas"] = (args.beta1, 0.999)
+        scheduler.base_lrs = [args.lr] * len(optimizer.param_groups)
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 # --------------------------------------------------------------------------------------------
@@ -550,7 +631,14 @@ def _open_tensorboard(log_dir: Path) -> Any:
     return SummaryWriter(str(log_dir))
 
 
-def _recipe(args: argparse.Namespace, G: Pix2PixGenerator, steps: int, world: int) -> str:
+def _describe(options: dict[str, list[Any]]) -> str:
+    """``--lr 0.0002 -> 0.001, --epochs 1 -> 2`` for a dict of ``name: [old, new]``."""
+    return ", ".join(f"--{k.replace('_', '-')} {old} -> {new}" for k, (old, new) in options.items())
+
+
+def _recipe(
+    args: argparse.Namespace, G: Pix2PixGenerator, steps: int, world: int, steps_per_epoch: int
+) -> str:
     if args.no_gan:
         loss = "L1 only (no discriminator)"
     else:
@@ -564,11 +652,17 @@ def _recipe(args: argparse.Namespace, G: Pix2PixGenerator, steps: int, world: in
     text = (
         f"Trained with pix2pix-train: {G.architecture}, {loss}; Adam lr {args.lr:g}, betas "
         f"({args.beta1:g}, 0.999), batch {args.batch_size} x {world} process(es); "
-        f"{args.epochs} + {args.epochs_decay} decay epochs, {steps} steps; {crops}; "
-        f"direction {args.direction}; seed {args.seed}."
+        f"{steps} steps ({steps / max(steps_per_epoch, 1):.3g} epochs) of a schedule of "
+        f"{args.epochs} + {args.epochs_decay} decay epochs; {crops}; "
+        f"mixed precision {args.mixed_precision}; direction {args.direction}; seed {args.seed}."
     )
     if args.init_from:
         text += f" Fine-tuned from {args.init_from}."
+    for change in getattr(args, "changes", []):
+        text += (
+            f" Resumed at step {change['step']} with {_describe(change['options'])}; the "
+            "earlier values applied before that step."
+        )
     return text + (f"\n\n{args.notes}" if args.notes else "")
 
 
@@ -688,7 +782,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     step = epoch = batch_in_epoch = images = 0
     if resume is not None:
         step, epoch, batch_in_epoch, images = _load_state(resume, nets, schedulers, accelerator)
+        optimizers = [o for o in (nets.opt_G, nets.opt_D) if o is not None]
+        apply_optimizer_options(optimizers, schedulers, args, epoch)
         accelerator.print(f"resuming {resume.folder} at step {step} (epoch {epoch + 1})")
+        if args.changes and args.changes[-1]["step"] == step:
+            accelerator.print(f"from step {step} on: {_describe(args.changes[-1]['options'])}")
 
     config = {
         "args": _run_config(args),
@@ -697,6 +795,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "world_size": world,
         "dataset_size": len(dataset),
         "steps_per_epoch": steps_per_epoch,
+        "changes": getattr(args, "changes", []),
     }
     writer = samples = None
     if is_main:
@@ -799,7 +898,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "model": str(out),
     }
     if is_main:
-        summary.update(_finish(args, G_plain, base_task, samples, step, world, out, writer))
+        summary.update(
+            _finish(args, G_plain, base_task, samples, (step, steps_per_epoch), world, out, writer)
+        )
         (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         rate = summary["images_per_second"]
         print(
@@ -866,12 +967,16 @@ def _finish(
     G: Pix2PixGenerator,
     base_task: dict[str, Any],
     samples: tuple[torch.Tensor, torch.Tensor] | None,
-    step: int,
+    steps: tuple[int, int],
     world: int,
     out: Path,
     writer: Any,
 ) -> dict[str, Any]:
-    """Main process, after training: evaluate, write the model, the last samples, push."""
+    """Main process, after training: evaluate, write the model, the last samples, push.
+
+    ``steps``: (steps done, steps per epoch).
+    """
+    step, steps_per_epoch = steps
     device = next(G.parameters()).device
     metrics: dict[str, float] = {"steps": step}
     if "val" in available_splits(args.data):
@@ -890,7 +995,7 @@ def _finish(
         train_size=args.crop_size,
         patch=None if args.no_gan else args.patch,
         dataset=args.dataset or base_task.get("dataset") or Path(args.data).resolve().name,
-        notes=_recipe(args, G, step, world),
+        notes=_recipe(args, G, step, world, steps_per_epoch),
         metrics=metrics,
     )
     if args.input_kind:

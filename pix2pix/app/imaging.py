@@ -15,70 +15,33 @@ import re
 import tempfile
 import threading
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-MAX_PIXELS = 40_000_000  # larger uploads are refused before decoding (decompression bombs)
+from pix2pix import imageio
+
 MAX_DATA_URL_CHARS = 8_000_000
 _DATA_URL = re.compile(r"^data:(image/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 
-
-class ImageInputError(ValueError):
-    """An input that is not a usable image; the message says what is wrong with it."""
+# Uploads decode like every other entry point (pix2pix.imageio): these are its names.
+ImageInputError = imageio.ImageReadError
+MAX_PIXELS = imageio.MAX_PIXELS
 
 
 def open_image(source: str | os.PathLike | bytes | None, *, what: str = "image") -> Image.Image:
     """Decode an uploaded file path, a ``data:`` URL or raw bytes into an RGB PIL image.
 
-    Checks, each with its own message: nothing given, an empty file, not an image, truncated or
-    corrupt data, too many pixels. EXIF rotation is applied; transparency is composited onto
-    white (the background of sketches and label maps); animations give their first frame.
+    ``pix2pix.imageio.decode_image`` does the work, as for every other entry point: EXIF
+    orientation, modes and 16-bit ranges, transparency onto white, the first frame of an
+    animation; images above ``imageio.MAX_PIXELS`` are downscaled (the app scales every input to
+    its model's size anyway), decompression bombs refused. Errors are ``ImageInputError`` with
+    a message for the user: nothing given, empty, not an image, truncated or corrupt, too large.
     """
-    if source is None or (isinstance(source, str) and not source.strip()):
-        raise ImageInputError(f"no {what} given")
-    name = what
-    if isinstance(source, bytes):
-        data = source
-    elif isinstance(source, str) and source.startswith("data:"):
-        data = decode_data_url(source, what=what)
-    else:
-        path = Path(source)
-        name = f"{what} {path.name!r}"
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise ImageInputError(f"could not read the {name}: {e.strerror or e}") from e
-    if not data:
-        raise ImageInputError(f"the {name} is empty (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError as e:
-        raise ImageInputError(
-            f"the {name} is not an image this app can read (PNG, JPEG, WebP, GIF, BMP, TIFF)"
-        ) from e
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageInputError(f"the {name} has too many pixels to decode safely") from e
-    except Exception as e:  # Pillow's decoders raise many types on damaged data
-        raise ImageInputError(f"the {name} is truncated or corrupt ({e})") from e
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise ImageInputError(
-            f"the {name} is {width}x{height} pixels; the limit is "
-            f"{MAX_PIXELS // 1_000_000} megapixels"
-        )
-    try:
-        image.load()
-    except Exception as e:  # as above: OSError, SyntaxError, ValueError, struct.error, ...
-        raise ImageInputError(f"the {name} is truncated or corrupt ({e})") from e
-    # A malformed EXIF block only loses the rotation, never the image.
-    with contextlib.suppress(Exception):
-        image = ImageOps.exif_transpose(image)
-    return to_rgb(image)
+    if isinstance(source, str) and source.startswith("data:"):
+        source = decode_data_url(source, what=what)
+    return imageio.decode_image(source, what=what).image
 
 
 def decode_data_url(url: str, *, what: str = "image") -> bytes:
@@ -92,19 +55,6 @@ def decode_data_url(url: str, *, what: str = "image") -> bytes:
         return base64.b64decode(url[match.end() :], validate=True)
     except (binascii.Error, ValueError) as e:
         raise ImageInputError(f"the {what} holds invalid base64 data") from e
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB, with any transparency composited onto white."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode in ("I;16", "I;16L", "I;16B", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        scale = 65535.0 if array.max(initial=0) > 255 else 255.0
-        return Image.fromarray(np.round(array / scale * 255).astype(np.uint8)).convert("RGB")
-    return image.convert("RGB")
 
 
 def fit_long_side(image: Image.Image, size: int, *, nearest: bool = False) -> Image.Image:
