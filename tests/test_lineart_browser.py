@@ -93,6 +93,8 @@ def test_doodles_drawn_with_the_mouse_come_out_in_colour(page) -> None:
         drawing.save(OUT / f"{name}-input.png")
         output.save(OUT / f"{name}-output.png")
         scores[name] = doodle_scores(drawing, output)
+    # The README's screenshot: the app with the last doodle and its colour output.
+    page.screenshot(path=str(OUT.parent / "lineart-app.png"), full_page=False)
     lines = {n: s["lines_kept"] for n, s in scores.items()}
     colour = {n: s["colourfulness"] for n, s in scores.items()}
     assert min(lines.values()) > 0.7, f"lines lost: {lines}"
