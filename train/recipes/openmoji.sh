@@ -5,7 +5,7 @@
 #   bash train/recipes/openmoji.sh train      # the three runs below, side by side
 #   bash train/recipes/openmoji.sh noaug      # the augmentation check (run after `train`)
 #   bash train/recipes/openmoji.sh curves     # val metrics of every snapshot -> runs/<name>/curve.json
-#   bash train/recipes/openmoji.sh export STEP  # the chosen snapshot of the main run -> checkpoints/
+#   bash train/recipes/openmoji.sh export RUN STEP  # the snapshot chosen on the curves -> checkpoints/
 #
 # The runs share everything (unet_256 ngf 16, 70x70 PatchGAN ndf 16, 256-px crops of 286 px,
 # mirroring, Adam 2e-4 / (0.5, 0.999), batch 1, seed 0) except the loss:
@@ -20,7 +20,7 @@ PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} HF_HUB_OFFLINE=1
 RUNS=${RUNS:-runs}
 DATA=${DATA:-data/openmoji}
-STEPS=${STEPS:-12000}
+STEPS=${STEPS:-8000}  # held-out metrics had stopped improving (docs/RESULTS.md)
 mkdir -p "$RUNS"
 
 COMMON=(--data "$DATA" --netG unet_256 --ngf 16 --ndf 16 --load-size 286 --crop-size 256
@@ -73,12 +73,12 @@ case "${1:-}" in
     done
     ;;
   export)
-    step=${2:?which snapshot step of lineart-gan10 to ship}
+    run=${2:?which run} step=$(printf %09d "${3:?which snapshot step}")
     rm -rf checkpoints/lineart2color
-    $PY -m pix2pix.convert "$RUNS/lineart-gan10/snapshots/step-$step.safetensors" checkpoints/lineart2color --fp16 \
+    $PY -m pix2pix.convert "$RUNS/$run/snapshots/step-$step.safetensors" checkpoints/lineart2color --fp16 \
       --input-kind edges --train-size 256 --patch 70 --dataset "OpenMoji 17 line art (openmoji.org)" \
       --license cc-by-sa-4.0 \
-      --notes "Line art to colour, trained on OpenMoji (openmoji.org), CC BY-SA 4.0. The weights are shared under the same licence (CC BY-SA 4.0)."
+      --notes "Line art to colour, trained on OpenMoji (openmoji.org), CC BY-SA 4.0: $run, step $3 (the paper's recipe, unet_256 ngf 16, 70x70 PatchGAN, 256 px, width-augmented pairs; see docs/RESULTS.md). The weights are shared under the same licence (CC BY-SA 4.0)."
     ;;
-  *) echo "usage: $0 data | train | curves | export STEP" >&2; exit 2 ;;
+  *) echo "usage: $0 data | train | noaug | curves | export RUN STEP" >&2; exit 2 ;;
 esac
