@@ -207,6 +207,7 @@ def _index_html(models: list[SiteModel], title: str) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(title)}</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="static/site.css">
 <link rel="stylesheet" href="static/canvas.css">
 </head>

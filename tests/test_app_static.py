@@ -10,7 +10,7 @@ import pytest
 
 from pix2pix.app import canvas
 
-SCRIPTS = ["canvas.js", "runner.js"]
+SCRIPTS = ["canvas.js", "runner.js", "site.js"]
 NO_NODE = "node not found: the JavaScript checks need Node.js (apt-get install -y nodejs)"
 
 
