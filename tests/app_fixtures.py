@@ -182,11 +182,12 @@ class Server:
 
 @contextlib.contextmanager
 def serve(
-    registry: Path | None = None, *, remote: str = "background", browser_mode: bool = True
+    registry: Path | None = None, *, remote: str = "background", browser_mode: bool | None = None
 ) -> Iterator[Server]:
     """Build and launch the app on a free local port (the real models.toml by default).
 
-    ``browser_mode=False``: every model runs on the server (the canvas loads no runtime)."""
+    ``browser_mode``: True lets the canvas run models in the browser, False keeps every model on
+    the server (the canvas loads no runtime), None leaves it to ``$PIX2PIX_BROWSER``."""
     from pix2pix.app import App, create_store, launch_options, load_registry
 
     start = time.perf_counter()
