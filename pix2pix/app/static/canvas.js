@@ -152,10 +152,14 @@ function pix2pixCanvas(element, props, server, watch) {
       info = await engine.load(model, s.browser.onnx, s.size);
       const image = modelPixels();
       await engine.run(model, image);  // the first run allocates: not timed
-      const t0 = performance.now();
-      const timed = await engine.run(model, image);
-      browserMs = performance.now() - t0;
-      stats.choice[model].backend = timed.backend;
+      // The best of three: a busy page (still loading, say) only ever adds time to a run.
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        const timed = await engine.run(model, image);
+        const ms = performance.now() - t0;
+        browserMs = browserMs === null ? ms : Math.min(browserMs, ms);
+        stats.choice[model].backend = timed.backend;
+      }
       if (server && s.ready) {
         const t1 = performance.now();
         stats.serverCalls += 1;
