@@ -190,7 +190,7 @@ def markdown(r: dict) -> str:
     for model, b in r["app"]["browser"].items():
         s = r["app"]["server"][model]
         lines.append(
-            f"| {model} | {b['where']}, WASM {b['threads']} threads ({b['decided_by']}) | "
+            f"| {model} | app, browser mode, ran on: {b['where']} ({b['decided_by']}) | "
             f"{b['browser_run_ms_p50']} | {b['p50_ms']} / {b['p95_ms']} | "
             f"{b['updates_per_s_while_drawing']} | {b['server_calls_per_stroke']} |"
         )
