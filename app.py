@@ -14,4 +14,4 @@ from pix2pix.app import build_demo, launch_options
 demo = build_demo()
 
 if __name__ == "__main__":
-    demo.launch(**launch_options())
+    demo.launch(**launch_options(demo))

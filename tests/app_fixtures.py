@@ -181,19 +181,26 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(registry: Path | None = None, *, remote: str = "background") -> Iterator[Server]:
-    """Build and launch the app on a free local port (the real models.toml by default)."""
+def serve(
+    registry: Path | None = None, *, remote: str = "background", browser_mode: bool | None = None
+) -> Iterator[Server]:
+    """Build and launch the app on a free local port (the real models.toml by default).
+
+    ``browser_mode``: True lets the canvas run models in the browser, False keeps every model on
+    the server (the canvas loads no runtime), None leaves it to ``$PIX2PIX_BROWSER``."""
     from pix2pix.app import App, create_store, launch_options, load_registry
 
     start = time.perf_counter()
     store = create_store(load_registry(registry), remote=remote)
-    app = App(store)
+    app = App(store, browser_mode=browser_mode)
+    options = launch_options(app.blocks)
     _, url, _ = app.blocks.launch(
         server_name="127.0.0.1",
         server_port=free_port(),
         prevent_thread_lock=True,
         quiet=True,
-        theme=launch_options()["theme"],
+        theme=options["theme"],
+        app_kwargs=options["app_kwargs"],
     )
     try:
         yield Server(url.rstrip("/") + "/", app, time.perf_counter() - start)
@@ -256,11 +263,44 @@ def wait_for_output(page: Any, version: int | None = None, timeout: float = 30_0
             const out = document.querySelector(sel + ' .p2p-out');
             const want = v === null ? Number(root.dataset.version || 0) : v;
             const shown = Number(root.dataset.shown ?? -1);
-            return shown >= want && out.complete && out.naturalWidth > 0 ? shown : false;
+            return shown >= want && !out.hidden ? shown : false;
         }""",
         arg=[CANVAS, version],
         timeout=timeout,
     ).json_value()
+
+
+def wait_settled(page: Any, version: int | None = None, timeout: float = 30_000) -> int:
+    """Wait until the output pane reflects the drawing of ``version`` or later (default: the
+    current one), as a translation or, for a blank drawing, the placeholder; returns that version.
+    """
+    return page.wait_for_function(
+        """([sel, v]) => {
+            const root = document.querySelector(sel + ' .p2p');
+            const want = v === null ? Number(root.dataset.version || 0) : v;
+            const settled = Number(root.dataset.settled ?? -1);
+            return settled >= want ? settled : false;
+        }""",
+        arg=[CANVAS, version],
+        timeout=timeout,
+    ).json_value()
+
+
+def output_state(page: Any) -> dict[str, Any]:
+    """What the output pane shows: {shown: bool, placeholder: bool, png: data URL or None,
+    where: 'browser' | 'server' | None, label: the text under it}."""
+    return page.evaluate(
+        """(sel) => {
+            const root = document.querySelector(sel + ' .p2p');
+            const out = root.querySelector('.p2p-out');
+            const ph = root.querySelector('.p2p-placeholder');
+            return { shown: !out.hidden, placeholder: !ph.hidden,
+                     png: out.hidden ? null : out.toDataURL('image/png'),
+                     where: out.hidden ? null : (root.dataset.result || null),
+                     label: root.querySelector('.p2p-status').textContent };
+        }""",
+        CANVAS,
+    )
 
 
 def draw_stroke(
@@ -299,17 +339,19 @@ def measure_canvas(
 ) -> dict[str, float]:
     """Draw ``strokes`` strokes; returns pointer-up -> new output shown latency (p50, p95 in
     ms, measured in the page), output updates per second while a stroke is in progress, and the
-    median time the server spent per request (decode, model, encode).
+    median time the server spent per request (decode, model, encode) or the browser per model run,
+    and how many requests the canvas sent to the server meanwhile.
 
     ``model`` (display name, id) is selected in the picker first when given. Each stroke lasts about
     ``stroke_ms``; the next starts once the previous one's output is shown.
     """
     if model is not None:
         select_model(page, *model)
-    wait_for_output(page)
+    wait_settled(page)
     start_stats = canvas_stats(page)
     first_latency = len(start_stats["latencies"])
     first_server = len(start_stats["serverMs"])
+    first_browser = len(start_stats["browserMs"])
     updates, drawing_s = 0, 0.0
     n = 12
     for i in range(strokes):
@@ -320,7 +362,8 @@ def measure_canvas(
         wait_for_output(page, version)
     stats = canvas_stats(page)
     latencies = stats["latencies"][first_latency:]
-    server_ms = stats["serverMs"][first_server:]
+    server_ms = stats["serverMs"][first_server:] or [float("nan")]
+    browser_ms = stats["browserMs"][first_browser:] or [float("nan")]
     return {
         "strokes": strokes,
         "p50_ms": statistics.median(latencies),
@@ -328,6 +371,8 @@ def measure_canvas(
         "max_ms": max(latencies),
         "updates_per_s_while_drawing": updates / drawing_s,
         "server_ms_p50": statistics.median(server_ms),
+        "browser_run_ms_p50": statistics.median(browser_ms),
+        "server_calls": stats["serverCalls"] - start_stats["serverCalls"],
     }
 
 

@@ -13,6 +13,9 @@ os.environ["HF_HOME"] = str(_CACHE / "hf")
 os.environ["HF_HUB_CACHE"] = str(_CACHE / "hf" / "hub")
 os.environ["PIX2PIX_CACHE"] = str(_CACHE / "pix2pix")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# App tests run every model on the server unless they ask for browser runs (App(browser_mode=True)):
+# otherwise each App would export its default model to ONNX in the background.
+os.environ.setdefault("PIX2PIX_BROWSER", "off")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

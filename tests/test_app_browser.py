@@ -1,5 +1,6 @@
-"""The app in a real browser (Playwright + Debian's chromium): draw with the mouse and watch the
-output follow, switch to a label model and paint with a palette colour, upload, compare.
+"""The app in a real browser (Playwright + Debian's chromium), every model on the server: draw
+with the mouse and watch the output follow, switch to a label model and paint with a palette
+colour, upload, compare. (tests/test_app_in_browser.py runs the models in the browser.)
 
 Screenshots go to test-artifacts/ (git-ignored). Console errors and page errors fail the test.
 A missing chromium fails the test with the command that installs it; it is never skipped.
@@ -20,11 +21,13 @@ from tests.app_fixtures import (
     canvas_stats,
     draw_stroke,
     measure_canvas,
+    output_state,
     select_model,
     serve,
     sketch_image,
     stroke_points,
     wait_for_output,
+    wait_settled,
     write_test_registry,
 )
 
@@ -35,7 +38,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     registry = write_test_registry(tmp_path_factory.mktemp("app"))
-    with serve(registry) as running:
+    with serve(registry, browser_mode=False) as running:
         yield running
 
 
@@ -68,19 +71,37 @@ def _no_problems(page) -> None:
     assert not page.problems, "\n".join(page.problems)
 
 
-def _output_src(page) -> str:
-    return page.locator(f"{CANVAS} img.p2p-out").get_attribute("src") or ""
+def _output_png(page) -> str | None:
+    return output_state(page)["png"]
+
+
+def test_no_output_before_the_first_stroke(page) -> None:
+    wait_settled(page)
+    state = output_state(page)
+    assert not state["shown"] and state["placeholder"], state
+    assert canvas_stats(page)["sent"] == 0, "an empty canvas must not be sent to the server"
+    page.wait_for_timeout(500)
+    assert not output_state(page)["shown"]
+    page.get_by_role("tab", name="Upload").click()
+    page.locator("#upload-result").wait_for()
+    page.wait_for_timeout(500)
+    assert page.locator("#upload-result img").count() == 0, "nothing uploaded: no result"
+    assert page.locator("#upload-model-input img").count() == 0
+    page.get_by_role("tab", name="Draw").click()
+    _no_problems(page)
 
 
 def test_output_follows_each_stroke_and_updates_while_drawing(page) -> None:
-    wait_for_output(page)
     updates_during = []
     for i in range(3):
-        before = _output_src(page)
+        before = _output_png(page)
         during, version = draw_stroke(page, stroke_points(i, 16), step_ms=60)
         shown = wait_for_output(page, version)
         assert shown >= version
-        assert _output_src(page) != before, f"stroke {i}: the output did not change"
+        state = output_state(page)
+        assert state["shown"] and not state["placeholder"] and state["where"] == "server"
+        assert "on the server" in state["label"] and " ms" in state["label"], state["label"]
+        assert state["png"] != before, f"stroke {i}: the output did not change"
         updates_during.append(during)
     assert max(updates_during) >= 1, f"no update while a stroke was drawn: {updates_during}"
     page.screenshot(path=ARTIFACTS / "draw.png")
@@ -105,7 +126,12 @@ def test_undo_and_clear(page) -> None:
     page.locator(f"{CANVAS} .p2p-undo").click()
     assert wait_for_output(page, version + 1) > version
     page.locator(f"{CANVAS} .p2p-clear").click()
-    wait_for_output(page, version + 2)
+    wait_settled(page, version + 2)
+    state = output_state(page)
+    assert not state["shown"] and state["placeholder"], "after Clear the placeholder shows"
+    sent = canvas_stats(page)["sent"]
+    page.wait_for_timeout(300)
+    assert canvas_stats(page)["sent"] == sent, "a cleared canvas must not be sent"
     blank = page.evaluate(
         """(sel) => { const c = document.querySelector(sel + ' canvas.p2p-canvas');
            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -113,12 +139,16 @@ def test_undo_and_clear(page) -> None:
         CANVAS,
     )
     assert blank, "clear must leave a white canvas"
+    _, version = draw_stroke(page, stroke_points(5), step_ms=20)
+    wait_for_output(page, version)
+    assert output_state(page)["shown"], "drawing after Clear shows an output again"
     _no_problems(page)
 
 
 def test_label_model_paints_exact_palette_colours(page) -> None:
     select_model(page, "Test labels A", "test-labels-a")
-    wait_for_output(page)
+    wait_settled(page)
+    assert not output_state(page)["shown"], "a new, blank label map is not translated"
     swatches = page.locator(f"{CANVAS} .p2p-swatch")
     assert swatches.count() == len(PALETTE)
     assert "window" in swatches.nth(2).inner_text()
@@ -152,7 +182,7 @@ def test_examples_load_into_the_canvas(page) -> None:
 
 def test_photo_model_draws_in_colour(page) -> None:
     select_model(page, "Test photo", "test-photo")
-    wait_for_output(page)
+    wait_settled(page)
     page.locator(f"{CANVAS} input.p2p-color").fill("#20a040")
     _, version = draw_stroke(page, stroke_points(2), step_ms=20)
     wait_for_output(page, version)

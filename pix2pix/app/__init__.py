@@ -1,7 +1,8 @@
 """The Gradio app: a model registry (``models.toml``), resident models, and the Blocks UI.
 
 ``build_demo()`` reads the registry (``$PIX2PIX_MODELS`` or ``models.toml``), loads the models and
-returns the ``gr.Blocks``; ``launch_options()`` gives ``launch()`` its host, port and theme.
+returns the ``gr.Blocks``; ``launch_options(demo)`` gives ``launch()`` its host, port,
+theme, and the routes and headers that let the canvas run models in the browser (``browser.py``).
 Nothing else under ``pix2pix/`` imports gradio.
 """
 

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import html
+import logging
 import math
 import os
 import random
 import time
 from collections.abc import Iterator
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import gradio as gr
 import torch
 
+from pix2pix.app import browser
 from pix2pix.app.canvas import drawing_canvas
 from pix2pix.app.imaging import ImageInputError, OutputFiles, open_image, to_data_url
 from pix2pix.app.registry import Registry, load_registry
@@ -34,6 +37,7 @@ from pix2pix.app.service import (
 )
 from pix2pix.hub import PAPER_URL
 
+log = logging.getLogger("pix2pix.app")
 REMOTE_ENV = "PIX2PIX_REMOTE"  # background | startup | skip
 # The live canvas's images: JPEG (quality 92) by default: 38 KB and 0.3 ms to encode for 256 px,
 # against 190 KB and 8 ms for PNG. Its download button asks for a PNG.
@@ -101,10 +105,14 @@ def build_demo(store: ModelStore | None = None) -> gr.Blocks:
     return App(store or create_store()).blocks
 
 
-def launch_options() -> dict[str, Any]:
-    """Arguments for ``demo.launch()``: host and port from the environment, theme, limits."""
+def launch_options(demo: gr.Blocks | None = None) -> dict[str, Any]:
+    """Arguments for ``demo.launch()``: host and port from the environment, theme, limits and,
+    for a ``demo`` made by :func:`build_demo`, what the canvas needs to run models in the
+    browser (the ``/p2p/`` routes and the cross-origin isolation headers; see ``browser.py``)."""
     port = os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT")
+    app = _APPS.get(demo) if demo is not None else None
     return {
+        "app_kwargs": browser.app_kwargs(app.exports if app else None),
         "server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         "server_port": int(port) if port else None,
         "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="slate"),
@@ -116,12 +124,24 @@ def launch_options() -> dict[str, Any]:
 class App:
     """Builds the Blocks around one ModelStore; handlers are methods so tests can call them."""
 
-    def __init__(self, store: ModelStore) -> None:
+    def __init__(self, store: ModelStore, *, browser_mode: bool | None = None) -> None:
+        """``browser_mode``: offer running models in the visitor's browser (None: unless
+        ``$PIX2PIX_BROWSER=off``; either way only where onnxruntime-web and the export exist)."""
         self.store = store
         self.registry = store.registry
         self.canvas_format = os.environ.get(OUTPUT_FORMAT_ENV, "jpeg")
         self.files = OutputFiles()  # every image handed to Gradio goes through here
+        # Running models in the visitor's browser: why not (None when it can), and the exports.
+        self.browser_off = browser.unavailable_reason(wanted=browser_mode)
+        self.exports = browser.OnnxExports(store) if self.browser_off is None else None
+        if self.exports is not None:
+            # The default model's export is made now (in the background) so that the first
+            # visitor's browser gets it at once; the others when first asked for.
+            self.exports.prefetch(store.ready_ids()[:1])
+        else:
+            log.info("models run on the server only: %s", self.browser_off)
         self.blocks = self._build()
+        _APPS[self.blocks] = self
 
     # ----------------------------------------------------------------------------------------
     # Handlers
@@ -308,6 +328,7 @@ class App:
             "classes": task.class_names if served.kind == "labels" else None,
             "fill": fill,
             "pen": served.entry.pen,
+            "browser": browser.browser_settings(self.exports, served) if self.exports else None,
         }
 
     def why(self, model: str) -> str:
@@ -615,6 +636,10 @@ class App:
             image = open_image(paths[event.index], what="example")
         load = {"url": to_data_url(image, "png"), "nonce": time.time()}
         return gr.update(load=load), self.files.save(image)
+
+
+# The App behind each Blocks it built (for launch_options).
+_APPS: WeakKeyDictionary[gr.Blocks, App] = WeakKeyDictionary()
 
 
 def caption(served: ServedModel) -> str:

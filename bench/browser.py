@@ -1,0 +1,278 @@
+"""The live canvas with the models in the browser (onnxruntime-web), in headless Chromium.
+
+    python -m bench.browser [--strokes 10] [--write docs/PERFORMANCE.md]
+
+For the bundled models of the app (served from 127.0.0.1, cross-origin isolated) it measures, in
+one run: the model run in the browser (worker, WASM), pointer-up to new output shown, output
+updates per second while drawing and requests per stroke; the same canvas with every model on the
+server (the baseline); page load to the default model's browser session being ready and to its
+first output; and the static site (``pix2pix.site``) served by a plain HTTP server with and
+without COOP/COEP. Exports are made first (they are cached), so load times do not include them.
+With ``--write``, the results replace the browser section of docs/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import platform
+import sys
+import tempfile
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("sketch2product", "facades-patch70")
+SECTION = "## In the visitor's browser (onnxruntime-web)"
+
+
+def _cpu() -> str:
+    model, flags = platform.processor() or "unknown CPU", set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    kinds = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    return f"{model} ({'/'.join(kinds) or 'no avx2'})"
+
+
+def _chromium_version() -> str:
+    import subprocess
+
+    out = subprocess.run(["/usr/bin/chromium", "--version"], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def _wait_choice(page, model: str) -> dict:
+    from tests.app_fixtures import CANVAS, canvas_stats
+
+    page.wait_for_function(
+        """([sel, m]) => { const c = document.querySelector(sel + ' .p2p').p2pStats.choice[m];
+                          return c && c.where !== 'pending'; }""",
+        arg=[CANVAS, model],
+        timeout=600_000,
+    )
+    return canvas_stats(page)["choice"][model]
+
+
+def _first_output(page, url: str, model: str) -> dict:
+    """Page load -> the model's browser session ready (timed) -> first output of a stroke."""
+    from tests.app_fixtures import CANVAS, draw_stroke, stroke_points, wait_for_output
+
+    t0 = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector(f"{CANVAS} canvas.p2p-canvas", timeout=120_000)
+    choice = _wait_choice(page, model)
+    ready = time.perf_counter() - t0
+    _, version = draw_stroke(page, stroke_points(0, 4), step_ms=0)
+    wait_for_output(page, version)
+    return {
+        "page_load_to_browser_ready_s": round(ready, 2),
+        "page_load_to_first_output_s": round(time.perf_counter() - t0, 2),
+        "where": choice["where"],
+        "choice": choice,
+    }
+
+
+def _measure(page, model: str, name: str | None, strokes: int) -> dict:
+    from tests.app_fixtures import measure_canvas
+
+    r = measure_canvas(page, strokes=strokes, model=(name, model) if name else None)
+    r["server_calls_per_stroke"] = r.pop("server_calls") / strokes
+    return {k: round(v, 1) for k, v in r.items()}
+
+
+def bench_app(strokes: int) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from tests.app_fixtures import browser_page, serve
+
+    results: dict = {"browser": {}, "server": {}}
+    with serve(None, remote="skip", browser_mode=True) as server:
+        for model in MODELS:  # exports first: cached on disk, so the timings below exclude them
+            server.app.exports.path(model)
+        with browser_page() as page:
+            default = server.app.default_model()
+            results["first_output"] = {default: _first_output(page, server.url, default)}
+            for model in MODELS:
+                name = server.app.registry.get(model).name
+                from tests.app_fixtures import select_model
+
+                select_model(page, name, model)
+                choice = _wait_choice(page, model)
+                results["browser"][model] = _measure(page, model, None, strokes)
+                results["browser"][model]["where"] = choice["where"]
+                results["browser"][model]["threads"] = choice.get("threads")
+                results["browser"][model]["decided_by"] = choice.get("reason")
+            results["isolated"] = page.evaluate("crossOriginIsolated")
+    with serve(None, remote="skip", browser_mode=False) as server, browser_page() as page:
+        page.goto(server.url)
+        from tests.app_fixtures import CANVAS
+
+        page.wait_for_selector(f"{CANVAS} canvas.p2p-canvas", timeout=120_000)
+        for model in MODELS:
+            name = server.app.registry.get(model).name
+            results["server"][model] = _measure(page, model, name, strokes)
+    return results
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    isolation = False
+
+    def end_headers(self) -> None:
+        if self.isolation:
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+def bench_site(strokes: int) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from pix2pix.site import build_site
+    from tests.app_fixtures import browser_page
+
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "site"
+        build_site(out, list(MODELS))
+        model_bytes = sum(f.stat().st_size for f in (out / "models").iterdir())
+        wasm_bytes = (out / "ort" / "ort-wasm-simd-threaded.wasm").stat().st_size
+        results["bytes"] = {
+            "models_mb": round(model_bytes / 1e6, 1),
+            "ort_wasm_mb": round(wasm_bytes / 1e6, 1),
+        }
+        for isolation in (True, False):
+            handler = type("Handler", (_Handler,), {"isolation": isolation})
+            httpd = ThreadingHTTPServer(
+                ("127.0.0.1", 0), functools.partial(handler, directory=str(out))
+            )
+            threading.Thread(target=httpd.serve_forever, daemon=True).start()
+            url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+            key = "coop_coep" if isolation else "plain"
+            try:
+                with browser_page() as page:
+                    first = _first_output(page, url, MODELS[0])
+                    runs = {}
+                    for model in MODELS:
+                        page.select_option("#p2p-model", model)
+                        choice = _wait_choice(page, model)
+                        runs[model] = _measure(page, model, None, strokes)
+                        runs[model]["threads"] = choice.get("threads")
+                    results[key] = {"first_output": first, "models": runs}
+            finally:
+                httpd.shutdown()
+                httpd.server_close()
+    return results
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    lines = [
+        SECTION,
+        "",
+        f"`python -m bench.browser --strokes {r['strokes']}` on {m['cpu']}, {m['cores']} vCPU, "
+        f"{m['chromium']} headless, onnxruntime-web {m['ort']}, {r['date']}. The CPU was shared "
+        "with training jobs and other test runs while this ran: figures are noisy, and slower "
+        "than on an idle machine. Page served from 127.0.0.1; exports made (and cached) first.",
+        "",
+        "| model | where | model run p50 (ms) | pointer-up → output p50 / p95 (ms) "
+        "| updates/s while drawing | server requests per stroke |",
+        "|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for model, b in r["app"]["browser"].items():
+        s = r["app"]["server"][model]
+        lines.append(
+            f"| {model} | app, browser mode, ran on: {b['where']} ({b['decided_by']}) | "
+            f"{b['browser_run_ms_p50']} | {b['p50_ms']} / {b['p95_ms']} | "
+            f"{b['updates_per_s_while_drawing']} | {b['server_calls_per_stroke']} |"
+        )
+        lines.append(
+            f"| {model} | server (baseline, same run) | {s['server_ms_p50']} (server side) | "
+            f"{s['p50_ms']} / {s['p95_ms']} | {s['updates_per_s_while_drawing']} | "
+            f"{s['server_calls_per_stroke']} |"
+        )
+    for model, f in r["app"]["first_output"].items():
+        lines += [
+            "",
+            f"App, default model {model}: page load → browser session ready (download, session, "
+            f"timed runs, one server round trip) {f['page_load_to_browser_ready_s']} s; → first "
+            f"output of a stroke {f['page_load_to_first_output_s']} s. Cross-origin isolated: "
+            f"{r['app']['isolated']}.",
+        ]
+    site = r["site"]
+    lines += [
+        "",
+        f"Static site ({', '.join(MODELS)}; models {site['bytes']['models_mb']} MB with fp16 "
+        f"storage, onnxruntime-web WASM {site['bytes']['ort_wasm_mb']} MB), plain HTTP server:",
+        "",
+        "| headers | model | threads | model run p50 (ms) | pointer-up → output p50 / p95 (ms) "
+        "| updates/s | first output after load (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for key, label in (("coop_coep", "COOP + COEP"), ("plain", "none")):
+        s = site[key]
+        for model, b in s["models"].items():
+            first = s["first_output"]["page_load_to_first_output_s"] if model == MODELS[0] else ""
+            lines.append(
+                f"| {label} | {model} | {b['threads']} | {b['browser_run_ms_p50']} | "
+                f"{b['p50_ms']} / {b['p95_ms']} | {b['updates_per_s_while_drawing']} | {first} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace (or add, before the attempts log) the browser section of ``path``."""
+    old = path.read_text() if path.is_file() else "# Performance\n"
+    if SECTION in old:
+        start = old.index(SECTION)
+        rest = old[start + len(SECTION) :]
+        end = rest.find("\n## ")
+        tail = "" if end < 0 else rest[end + 1 :]
+        new = old[:start] + text + ("\n" + tail if tail else "")
+    elif "## Attempts log" in old:
+        i = old.index("## Attempts log")
+        new = old[:i] + text + "\n" + old[i:]
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    path.write_text(new)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the browser benchmark; print JSON, optionally write the PERFORMANCE.md section."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--strokes", type=int, default=10)
+    p.add_argument("--write", type=Path, help="replace the browser section of this Markdown file")
+    args = p.parse_args(argv)
+    import os
+
+    sys.path.insert(0, str(ROOT))
+    from pix2pix.app import browser
+
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "strokes": args.strokes,
+        "machine": {
+            "cpu": _cpu(),
+            "cores": os.cpu_count(),
+            "chromium": _chromium_version(),
+            "ort": browser.pinned_ort_version(),
+        },
+        "app": bench_app(args.strokes),
+        "site": bench_site(args.strokes),
+    }
+    print(json.dumps(results, indent=1, default=str))
+    if args.write:
+        write_section(args.write, markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,271 @@
+"""What the canvas needs to run models in the visitor's browser, served from the app's own origin.
+
+- ``/p2p/static/<file>``: the canvas's worker (``static/runner.js``).
+- ``/p2p/ort/<file>``: onnxruntime-web's WASM (and WebGPU) build, from the npm package pinned in
+  ``package.json`` / ``package-lock.json`` (``npm ci``, run by ``make install``). Nothing is fetched
+  from a CDN: the page needs no network beyond the app. ``$PIX2PIX_ORT_DIR`` points elsewhere.
+- ``/p2p/models/<id>.onnx``: the model's ONNX export (``pix2pix.export``: dropout off, each image's
+  own statistics, checked against PyTorch), made on first request, or ahead by ``prefetch``, and
+  cached on disk by a hash of the weights and export settings.
+- Every response carries ``Cross-Origin-Opener-Policy: same-origin`` and
+  ``Cross-Origin-Embedder-Policy: require-corp``: the page becomes cross-origin isolated, which
+  multi-threaded WebAssembly needs (SharedArrayBuffer). ``PIX2PIX_ISOLATION=off`` drops them.
+
+``PIX2PIX_BROWSER=off`` keeps every model on the server (the canvas then never loads the runtime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pix2pix.app.service import ModelError, ModelStore, ServedModel
+from pix2pix.hub import cache_dir
+
+log = logging.getLogger("pix2pix.app")
+
+BROWSER_ENV = "PIX2PIX_BROWSER"  # auto (default) | off
+ISOLATION_ENV = "PIX2PIX_ISOLATION"  # on (default) | off
+ORT_DIR_ENV = "PIX2PIX_ORT_DIR"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_JSON = ROOT / "package.json"
+STATIC = Path(__file__).with_name("static")
+PREFIX = "p2p"
+# The onnxruntime-web files the canvas loads: the WASM build (always) and the WebGPU build (only
+# on a real GPU adapter). Their licence travels with them.
+ORT_WASM = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+ORT_WEBGPU = (
+    "ort.webgpu.min.js",
+    "ort-wasm-simd-threaded.asyncify.mjs",
+    "ort-wasm-simd-threaded.asyncify.wasm",
+)
+WORKER = "runner.js"
+EXPORT_VERSION = 1  # bump when the export's settings change, to invalidate cached files
+MEDIA_TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".wasm": "application/wasm",
+    ".onnx": "application/octet-stream",
+}
+ISOLATION_HEADERS = [
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-embedder-policy", b"require-corp"),
+]
+
+
+def pinned_ort_version() -> str | None:
+    """The onnxruntime-web version ``package.json`` pins, or None without the file."""
+    try:
+        return json.loads(PACKAGE_JSON.read_text("utf-8"))["dependencies"]["onnxruntime-web"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def ort_dist() -> Path | None:
+    """The folder holding onnxruntime-web's WASM build (``dist/`` of the npm package), or None.
+
+    ``$PIX2PIX_ORT_DIR`` if set, else ``node_modules/onnxruntime-web/dist`` next to the project's
+    ``package.json`` (``npm ci`` puts it there).
+    """
+    folder = os.environ.get(ORT_DIR_ENV)
+    path = Path(folder) if folder else ROOT / "node_modules" / "onnxruntime-web" / "dist"
+    return path if all((path / name).is_file() for name in ORT_WASM) else None
+
+
+def unavailable_reason(wanted: bool | None = None) -> str | None:
+    """Why models cannot run in the browser here, or None when they can.
+
+    ``wanted``: False switches browser runs off; None leaves it to ``$PIX2PIX_BROWSER``.
+    """
+    if wanted is None:
+        wanted = os.environ.get(BROWSER_ENV, "auto").lower() not in ("off", "0", "false", "no")
+    if not wanted:
+        return f"switched off (App(browser_mode=False) or ${BROWSER_ENV}=off)"
+    if ort_dist() is None:
+        return (
+            "onnxruntime-web is not installed: run `make install` (npm ci) or set "
+            f"${ORT_DIR_ENV} to its dist/ folder"
+        )
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        return f"the ONNX export needs {e.name}: pip install onnx onnxscript onnxruntime"
+    return None
+
+
+def weights_key(served: ServedModel, *, fp16: bool = False) -> str:
+    """A hash of a model's weights, its export size and settings: the name of its cached export."""
+    digest = hashlib.sha256()
+    header = [EXPORT_VERSION, served.size, served.entry.norm, fp16, str(torch.__version__)]
+    digest.update(json.dumps(header).encode())
+    for name, tensor in served.translator.model.state_dict().items():
+        digest.update(name.encode())
+        data = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+        digest.update(data.numpy().tobytes())
+    return digest.hexdigest()[:24]
+
+
+class OnnxExports:
+    """The ONNX export of each served model, made once (per weights and settings) and cached."""
+
+    def __init__(self, store: ModelStore, folder: Path | None = None) -> None:
+        self.store = store
+        self.folder = folder or cache_dir() / "onnx"
+        self._keys: dict[str, str] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def key(self, served: ServedModel) -> str:
+        """The cache key of ``served``'s export (hashing the weights once per model)."""
+        model_id = served.entry.id
+        with self._guard:
+            if model_id not in self._keys:
+                self._keys[model_id] = weights_key(served)
+            return self._keys[model_id]
+
+    def path(self, model_id: str) -> Path:
+        """The model's ONNX file, exported now if it is not cached; raises ModelError/ValueError."""
+        served = self.store.get(model_id)
+        target = self.folder / f"{model_id}-{self.key(served)}.onnx"
+        with self._guard:
+            lock = self._locks.setdefault(model_id, threading.Lock())
+        with lock:
+            if not target.is_file():
+                from pix2pix.export import export_onnx
+
+                model = served.translator.model
+                report = export_onnx(
+                    model,
+                    target,
+                    height=served.size,
+                    width=served.size,
+                    norm=served.entry.norm,
+                    metadata={"model_id": model_id},
+                )
+                log.info("exported %s for the browser: %s", model_id, report.summary())
+        return target
+
+    def prefetch(self, model_ids: Iterable[str]) -> threading.Thread:
+        """Export models in a background thread, so the first visitor does not wait for it."""
+
+        def work() -> None:
+            for model_id in model_ids:
+                try:
+                    self.path(model_id)
+                except Exception as e:  # one failed export must not stop the others
+                    log.warning("browser export of %s failed: %s", model_id, e)
+
+        thread = threading.Thread(target=work, name="pix2pix-onnx-prefetch", daemon=True)
+        thread.start()
+        return thread
+
+
+def browser_settings(exports: OnnxExports, served: ServedModel) -> dict[str, Any]:
+    """The canvas's ``settings.browser`` for one model: where its ONNX file, onnxruntime-web and
+    the worker are (relative URLs, so that the app works under any root path)."""
+    return {
+        "onnx": f"{PREFIX}/models/{served.entry.id}.onnx?v={exports.key(served)}",
+        "ort": f"{PREFIX}/ort/",
+        "worker": f"{PREFIX}/static/{WORKER}",
+        "webgpu": all((ort_dist() or STATIC / "none" / n).is_file() for n in ORT_WEBGPU),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------------------------
+
+_MODEL_FILE = re.compile(r"^([a-z0-9][a-z0-9._-]*)\.onnx$")
+
+
+def _file(path: Path) -> Response:
+    media = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
+    # The file names of onnxruntime-web carry no version: revalidate rather than cache forever.
+    return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
+
+
+def routes(exports: OnnxExports | None) -> list[Route]:
+    """The routes under ``/p2p/``; names are matched against fixed lists, never joined blindly."""
+    allowed_ort = set(ORT_WASM) | set(ORT_WEBGPU)
+
+    def static_file(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name != WORKER:
+            return PlainTextResponse(f"no such file: {name}", status_code=404)
+        return _file(STATIC / name)
+
+    def ort_file(request: Request) -> Response:
+        name = request.path_params["name"]
+        dist = ort_dist()
+        if name not in allowed_ort or dist is None or not (dist / name).is_file():
+            return PlainTextResponse(f"onnxruntime-web file not available: {name}", 404)
+        return _file(dist / name)
+
+    def model_file(request: Request) -> Response:
+        match = _MODEL_FILE.match(request.path_params["name"])
+        if exports is None or match is None:
+            return PlainTextResponse("no such model file", status_code=404)
+        try:
+            path = exports.path(match.group(1))
+        except ModelError as e:
+            return PlainTextResponse(str(e), status_code=404)
+        except Exception as e:  # the canvas falls back to the server
+            log.warning("browser export of %s failed: %s", match.group(1), e)
+            return PlainTextResponse(f"export failed: {e}", status_code=503)
+        return _file(path)
+
+    return [
+        Route(f"/{PREFIX}/static/{{name}}", static_file),
+        Route(f"/{PREFIX}/ort/{{name}}", ort_file),
+        Route(f"/{PREFIX}/models/{{name}}", model_file),
+    ]
+
+
+class IsolationHeaders:
+    """ASGI middleware: COOP ``same-origin`` + COEP ``require-corp`` on every HTTP response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in ISOLATION_HEADERS if k not in names]
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def isolation_enabled() -> bool:
+    """Whether the app sends the cross-origin isolation headers (``$PIX2PIX_ISOLATION``)."""
+    return os.environ.get(ISOLATION_ENV, "on").lower() not in ("off", "0", "false", "no")
+
+
+def app_kwargs(exports: OnnxExports | None) -> dict[str, Any]:
+    """``launch(app_kwargs=...)``: the ``/p2p/`` routes and, unless switched off, the headers."""
+    kwargs: dict[str, Any] = {"routes": routes(exports)}
+    if isolation_enabled():
+        kwargs["middleware"] = [Middleware(IsolationHeaders)]
+    return kwargs

@@ -1,0 +1,160 @@
+// The canvas's model runner: a dedicated worker holding one onnxruntime-web session per model,
+// so that a model run never blocks the page (drawing stays smooth even for the paper's generator).
+//
+// Messages (each carries an `id`; the answer repeats it, with `error` when something failed):
+//   {type: 'init', ort, webgpu}  load onnxruntime-web from the folder `ort` (the app's own origin);
+//       the WebGPU build when `webgpu` and the browser has a real (not software) GPU adapter,
+//       otherwise the WASM build. -> {backends, threads}
+//   {type: 'load', model, url, size}  download an ONNX file and create its session. With WebGPU, a WASM
+//       session is made too, each is timed on one input, and the faster is kept.
+//       -> {backend, threads, ms (download + session creation)}
+//   {type: 'run', model, width, height, rgba}  RGBA bytes of the drawing at the model's size ->
+//       {pixels (RGBA bytes of the output), width, height, ms (the model run), backend}
+//
+// Conversions follow pix2pix/inference.py: input v / 255 * 2 - 1 (channels first; one-channel
+// models take the luminance 0.299 R + 0.587 G + 0.114 B), output round((y + 1) * 127.5) clamped to
+// 0..255. The graph has dropout off and normalises with each image's own statistics (the paper's
+// test mode), exported by pix2pix/export.py.
+/* global ort, importScripts */
+'use strict';
+
+let ready = null;
+const state = { backends: ['wasm'], threads: 1 };
+const sessions = new Map();  // model -> {session, input, output, channels, backend}
+
+async function realGpuAdapter() {
+  if (!self.navigator || !navigator.gpu) return false;
+  try {
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) return false;
+    const info = adapter.info || {};
+    // A software adapter (SwiftShader) is far slower than WASM: treat it as no GPU.
+    return !(adapter.isFallbackAdapter || info.isFallbackAdapter);
+  } catch (err) {
+    return false;
+  }
+}
+
+async function init(msg) {
+  const gpu = msg.webgpu && (await realGpuAdapter());
+  importScripts(msg.ort + (gpu ? 'ort.webgpu.min.js' : 'ort.wasm.min.js'));
+  ort.env.wasm.wasmPaths = msg.ort;
+  ort.env.wasm.proxy = false;  // this worker already keeps the page free
+  // Threads need SharedArrayBuffer, which needs a cross-origin isolated page (COOP + COEP).
+  // onnxruntime-web's default is ceil(cores / 2) capped at 4, i.e. 1 on a 2-core machine.
+  const cores = (self.navigator && navigator.hardwareConcurrency) || 1;
+  state.threads = self.crossOriginIsolated ? Math.max(1, Math.min(4, cores)) : 1;
+  ort.env.wasm.numThreads = state.threads;
+  state.backends = gpu ? ['webgpu', 'wasm'] : ['wasm'];
+  return { backends: state.backends, threads: state.threads };
+}
+
+function toInput(rgba, width, height, channels) {
+  const n = width * height, x = new Float32Array(channels * n);
+  for (let i = 0; i < n; i++) {
+    const r = rgba[4 * i], g = rgba[4 * i + 1], b = rgba[4 * i + 2];
+    if (channels === 1) {
+      x[i] = (0.299 * r + 0.587 * g + 0.114 * b) / 255 * 2 - 1;
+    } else {
+      x[i] = r / 255 * 2 - 1;
+      x[n + i] = g / 255 * 2 - 1;
+      x[2 * n + i] = b / 255 * 2 - 1;
+    }
+  }
+  return new ort.Tensor('float32', x, [1, channels, height, width]);
+}
+
+function toPixels(y, width, height, channels) {
+  const n = width * height, px = new Uint8ClampedArray(4 * n);
+  const byte = (v) => Math.min(255, Math.max(0, Math.round((v + 1) * 127.5)));
+  for (let i = 0; i < n; i++) {
+    const r = byte(y[i]);
+    px[4 * i] = r;
+    px[4 * i + 1] = channels === 1 ? r : byte(y[n + i]);
+    px[4 * i + 2] = channels === 1 ? r : byte(y[2 * n + i]);
+    px[4 * i + 3] = 255;
+  }
+  return px;
+}
+
+async function runOnce(entry, rgba, width, height) {
+  const feeds = { [entry.input]: toInput(rgba, width, height, entry.channels) };
+  const t0 = performance.now();
+  const result = await entry.session.run(feeds);
+  const ms = performance.now() - t0;
+  const y = result[entry.output];
+  const data = y.data;
+  const channels = y.dims[1];
+  if (y.dispose) y.dispose();
+  return { data, channels, ms };
+}
+
+async function create(buffer, backend) {
+  const session = await ort.InferenceSession.create(buffer, {
+    executionProviders: [backend],
+    graphOptimizationLevel: 'all',
+  });
+  const input = session.inputNames[0];
+  const meta = session.inputMetadata && session.inputMetadata[0];
+  const dims = meta && meta.shape ? meta.shape : [1, 3];
+  const channels = typeof dims[1] === 'number' ? dims[1] : 3;
+  return { session, input, output: session.outputNames[0], channels, backend };
+}
+
+async function load(msg) {
+  const t0 = performance.now();
+  const response = await fetch(msg.url);
+  if (!response.ok) throw new Error('model download failed: HTTP ' + response.status);
+  const buffer = new Uint8Array(await response.arrayBuffer());
+  let best = null;
+  for (const backend of state.backends) {
+    let entry;
+    try {
+      entry = await create(buffer, backend);
+    } catch (err) {
+      if (state.backends.length === 1) throw err;
+      continue;  // e.g. an op WebGPU lacks: the next backend
+    }
+    if (state.backends.length > 1) {  // measure: warm up, then time one run
+      const side = msg.size || 256;
+      const blank = new Uint8ClampedArray(4 * side * side).fill(255);
+      await runOnce(entry, blank, side, side);
+      entry.ms = (await runOnce(entry, blank, side, side)).ms;
+      if (best && best.ms <= entry.ms) { entry.session.release(); continue; }
+      if (best) best.session.release();
+    }
+    best = entry;
+  }
+  if (!best) throw new Error('no backend could create a session');
+  sessions.set(msg.model, best);
+  return { backend: best.backend, threads: state.threads, ms: performance.now() - t0 };
+}
+
+async function run(msg) {
+  const entry = sessions.get(msg.model);
+  if (!entry) throw new Error('model ' + msg.model + ' is not loaded');
+  const { data, channels, ms } = await runOnce(entry, msg.rgba, msg.width, msg.height);
+  const pixels = toPixels(data, msg.width, msg.height, channels);
+  const transfer = [pixels.buffer];
+  return { pixels, width: msg.width, height: msg.height, ms, backend: entry.backend, transfer };
+}
+
+self.onmessage = async (e) => {
+  const msg = e.data;
+  let reply;
+  try {
+    if (msg.type === 'init') {
+      ready = init(msg);
+      reply = await ready;
+    } else {
+      if (!ready) throw new Error('the runner was not initialised');
+      await ready;
+      reply = msg.type === 'load' ? await load(msg) : await run(msg);
+    }
+  } catch (err) {
+    reply = { error: String((err && err.message) || err) };
+  }
+  const transfer = reply.transfer || [];
+  delete reply.transfer;
+  self.postMessage(Object.assign({ id: msg.id }, reply), transfer);
+};

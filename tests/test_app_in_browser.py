@@ -1,0 +1,239 @@
+"""The app with the models running in the visitor's browser (onnxruntime-web in a worker, served by
+the app from its own origin), in Playwright + Debian's chromium.
+
+Checked: the page is cross-origin isolated (COOP/COEP), the canvas measures and picks the browser,
+strokes then send no request to the server at all, the browser's output equals the server's
+translation of the same drawing (within 2/255 per pixel; dropout off on both sides), and when
+onnxruntime-web cannot load, the canvas falls back to the server. Console errors fail the tests.
+Needs onnxruntime-web from npm (``make install`` runs ``npm ci``); without it the tests fail and say
+so, they are not skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pix2pix.app import browser
+from tests.app_fixtures import (
+    CANVAS,
+    Server,
+    browser_page,
+    canvas_stats,
+    draw_stroke,
+    output_state,
+    select_model,
+    serve,
+    stroke_points,
+    wait_for_output,
+    wait_settled,
+    write_test_registry,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+EXPORT_TIMEOUT = 240_000  # ms: the first export of a model (torch.onnx, checked) on a busy CPU
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    reason = browser.unavailable_reason(wanted=True)
+    if reason is not None:
+        pytest.fail(f"models cannot run in the browser here: {reason}")
+    registry = write_test_registry(tmp_path_factory.mktemp("app"))
+    with serve(registry, browser_mode=True) as running:
+        yield running
+
+
+def _watch(page) -> None:
+    page.set_default_timeout(120_000)  # the first exports share a busy CPU with the page
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.problems = problems
+    page.requests = []
+    page.on("request", lambda r: page.requests.append(r.url))
+
+
+@pytest.fixture(scope="module")
+def page(server: Server) -> Iterator:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with browser_page() as page:
+        _watch(page)
+        page.goto(server.url)
+        page.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
+        yield page
+        page.wait_for_timeout(300)
+
+
+def _no_problems(page) -> None:
+    assert not page.problems, "\n".join(page.problems)
+
+
+def _choice(page, model: str) -> dict:
+    page.wait_for_function(
+        """([sel, m]) => { const c = document.querySelector(sel + ' .p2p').p2pStats.choice[m];
+                          return c && c.where !== 'pending'; }""",
+        arg=[CANVAS, model],
+        timeout=EXPORT_TIMEOUT,
+    )
+    return canvas_stats(page)["choice"][model]
+
+
+def _decode(data_url: str) -> np.ndarray:
+    raw = base64.b64decode(data_url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"), dtype=np.int16)
+
+
+def _drawing(page) -> str:
+    return page.locator(f"{CANVAS} .p2p-dl-drawing").get_attribute("href")
+
+
+def test_page_is_cross_origin_isolated_and_picks_the_browser(page) -> None:
+    assert page.evaluate("crossOriginIsolated"), "COOP/COEP headers missing: no threaded WASM"
+    choice = _choice(page, "test-edges")
+    assert choice["where"] == "browser", choice
+    assert choice["backend"] == "wasm" and choice["threads"] >= 1, choice
+    assert choice["browserMs"] > 0 and choice["serverMs"] > 0, choice
+    _no_problems(page)
+
+
+def test_strokes_send_no_request_to_the_server(page) -> None:
+    _choice(page, "test-edges")
+    wait_settled(page)
+    before_calls = canvas_stats(page)["serverCalls"]
+    before = len(page.requests)
+    for i in range(4):
+        _, version = draw_stroke(page, stroke_points(i, 12), step_ms=30)
+        wait_for_output(page, version)
+    page.wait_for_timeout(300)
+    sent = page.requests[before:]
+    assert sent == [], f"strokes in browser mode sent requests: {sent}"
+    assert canvas_stats(page)["serverCalls"] == before_calls
+    state = output_state(page)
+    assert state["where"] == "browser", state
+    assert state["label"].startswith("in your browser · WASM"), state["label"]
+    assert state["label"].endswith(" ms"), state["label"]
+    page.screenshot(path=ARTIFACTS / "draw-in-browser.png")
+    _no_problems(page)
+
+
+@pytest.mark.parametrize(
+    ("name", "model"), [("Test edges", "test-edges"), ("Test labels A", "test-labels-a")]
+)
+def test_browser_output_equals_the_server_translation(page, server, name, model) -> None:
+    select_model(page, name, model)
+    assert _choice(page, model)["where"] == "browser"
+    _, version = draw_stroke(page, stroke_points(3, 12), step_ms=20)
+    wait_for_output(page, version)
+    page.wait_for_function(
+        "(sel) => document.querySelector(sel + ' .p2p').dataset.result === 'browser'", arg=CANVAS
+    )
+    state = output_state(page)
+    assert state["where"] == "browser"
+    browser_pixels = _decode(state["png"])
+    drawing = _decode(_drawing(page))
+    assert (drawing != drawing[0, 0]).any(), "the stroke must be in the drawing"
+    served = server.app.store.get(model)
+    expected = np.asarray(
+        server.app.store.translate(model, Image.fromarray(drawing.astype(np.uint8)), None),
+        dtype=np.int16,
+    )
+    assert browser_pixels.shape == expected.shape == (served.size, served.size, 3)
+    diff = np.abs(browser_pixels - expected)
+    assert diff.max() <= 2, f"largest difference {diff.max()}/255, mean {diff.mean():.3f}"
+    _no_problems(page)
+
+
+def _next_result(page, where: str) -> None:
+    """Wait for an output shown after this call, computed ``where`` (browser / server)."""
+    count = len(canvas_stats(page)["shown"])
+    page.wait_for_function(
+        """([sel, n, where]) => {
+            const shown = document.querySelector(sel + ' .p2p').p2pStats.shown;
+            return shown.length > n && shown[shown.length - 1].where === where; }""",
+        arg=[CANVAS, count, where],
+    )
+
+
+def test_a_seed_runs_on_the_server(page) -> None:
+    select_model(page, "Test edges", "test-edges")
+    assert _choice(page, "test-edges")["where"] == "browser"
+    _, version = draw_stroke(page, stroke_points(2, 12), step_ms=20)
+    wait_for_output(page, version)
+    page.get_by_role("button", name="New variation").click()
+    _next_result(page, "server")  # dropout noise: only the server's model has it
+    assert "on the server" in output_state(page)["label"]
+    page.get_by_role("button", name="Fixed").click()
+    _next_result(page, "browser")
+    assert "in your browser" in output_state(page)["label"]
+    _no_problems(page)
+
+
+def test_falls_back_to_the_server_when_onnxruntime_web_cannot_load(page, server) -> None:
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 1000})
+    try:
+        other = context.new_page()
+        _watch(other)
+        # onnxruntime-web's files cannot be had: the worker's importScripts fails.
+        other.route("**/p2p/ort/**", lambda route: route.fulfill(status=404, body="gone"))
+        other.goto(server.url)
+        other.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
+        choice = _choice(other, "test-edges")
+        assert choice["where"] == "server", choice
+        assert canvas_stats(other)["engineError"], "the failure must be recorded"
+        _, version = draw_stroke(other, stroke_points(1, 12), step_ms=20)
+        wait_for_output(other, version)
+        state = output_state(other)
+        assert state["where"] == "server" and "on the server" in state["label"], state
+        other.wait_for_timeout(300)
+        # The 404s themselves are logged by the browser as failed loads; nothing else may be.
+        others = [p for p in other.problems if "404" not in p]
+        assert not others, "\n".join(others)
+    finally:
+        context.close()
+
+
+def _get(url: str) -> tuple[int, dict, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=600) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def test_routes_serve_only_what_the_canvas_needs(server) -> None:
+    status, headers, _ = _get(server.url)
+    assert status == 200
+    assert headers.get("cross-origin-opener-policy") == "same-origin"
+    assert headers.get("cross-origin-embedder-policy") == "require-corp"
+    status, headers, body = _get(server.url + "p2p/ort/ort.wasm.min.js")
+    assert status == 200 and headers["content-type"].startswith("text/javascript")
+    assert b"ONNX Runtime Web v1.30.0" in body[:200]
+    assert _get(server.url + "p2p/ort/ort-wasm-simd-threaded.wasm")[1]["content-type"] == (
+        "application/wasm"
+    )
+    for bad in ("p2p/ort/..%2F..%2Fpackage.json", "p2p/ort/package.json", "p2p/static/canvas.py"):
+        assert _get(server.url + bad)[0] == 404, bad
+    status, _, body = _get(server.url + "p2p/models/no-such-model.onnx")
+    assert status == 404 and b"valid models" in body
+    status, _, body = _get(server.url + "p2p/models/missing-folder.onnx")
+    assert status == 404 and b"unavailable" in body
+    status, _, body = _get(server.url + "p2p/models/test-edges.onnx")
+    assert status == 200
+    import onnx
+
+    graph = onnx.load_from_string(body).graph
+    assert [i.name for i in graph.input] == ["input"]

@@ -1,0 +1,193 @@
+"""The static site (``python -m pix2pix.site``): its files, and the page served by a plain local
+HTTP server on 127.0.0.1, with and without the cross-origin isolation headers, in Debian's chromium:
+it draws and translates in the browser, asks nothing of any other origin, and logs no error."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import io
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pix2pix.export import read_metadata
+from pix2pix.inference import Translator
+from pix2pix.site import main
+from tests.app_fixtures import (
+    CANVAS,
+    PALETTE,
+    browser_page,
+    canvas_stats,
+    draw_stroke,
+    output_state,
+    stroke_points,
+    tiny_model,
+    wait_for_output,
+    wait_settled,
+    write_test_registry,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("site-src")
+    registry = write_test_registry(folder)
+    out = tmp_path_factory.mktemp("site") / "out"
+    status = main(
+        [str(out), "--registry", str(registry), "--model", "test-edges", "--model", "test-labels-a"]
+    )
+    assert status == 0
+    return out
+
+
+def test_site_files(site: Path) -> None:
+    for name in ("index.html", "README.md", "LICENSES.md", "_headers", "static/canvas.js"):
+        assert (site / name).is_file(), name
+    for name in ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"):
+        assert (site / "ort" / name).is_file(), name
+    readme = (site / "README.md").read_text()
+    front = readme.split("---")[1]
+    assert "\nsdk: static\n" in front and "app_file: index.html" in front
+    assert "cross-origin-embedder-policy: require-corp" in front
+    licences = (site / "LICENSES.md").read_text()
+    assert "onnxruntime-web 1.30.0" in licences and "Microsoft" in licences
+    assert "CC0" in licences, "the label model's licence (from its config) must be listed"
+    assert "not stated" in licences, "a model without a licence says so"
+    for model in ("test-edges", "test-labels-a"):
+        meta = read_metadata(site / "models" / f"{model}.onnx")
+        assert meta["weights"] == "fp16", meta
+    assert len(list((site / "examples" / "test-edges").iterdir())) == 2
+    html = (site / "index.html").read_text()
+    assert 'src="http' not in html and 'href="http' not in html.replace('href="https://arxiv', "")
+    assert '<script src="static/canvas.js"></script>' in html
+
+
+def test_readme_site_command_with_a_bundled_model(tmp_path: Path) -> None:
+    """The README's `python -m pix2pix.site` line, as written, on the bundled sketch2product."""
+    text = (ROOT / "README.md").read_text()
+    line = next(x for x in text.splitlines() if x.strip().startswith("python -m pix2pix.site"))
+    args = line.split("#")[0].split()[3:]
+    assert args[0] == "out/site"
+    args[0] = str(tmp_path / "site")
+    assert main(args) == 0
+    meta = read_metadata(tmp_path / "site" / "models" / "sketch2product.onnx")
+    assert meta["weights"] == "fp32" and meta["input_kind"] == "edges"
+    html = (tmp_path / "site" / "index.html").read_text()
+    assert '"model": "sketch2product"' in html
+
+
+def test_refuses_to_write_over_a_site_and_reports_bad_sources(site: Path, capsys) -> None:
+    assert main([str(site), "--model", str(site / "nothing-here")]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_a_model_without_input_kind_is_refused(tmp_path: Path, capsys) -> None:
+    from pix2pix.hub import save_generator
+
+    model = tiny_model("edges", seed=3)
+    model.task.input_kind = None
+    save_generator(model, tmp_path / "plain")
+    assert main([str(tmp_path / "out"), "--model", str(tmp_path / "plain")]) == 2
+    assert "no input kind" in capsys.readouterr().err
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    isolation = False
+
+    def end_headers(self) -> None:
+        if self.isolation:
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _http(folder: Path, isolation: bool) -> Iterator[str]:
+    handler = type("Handler", (_Handler,), {"isolation": isolation})
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _decode(data_url: str) -> np.ndarray:
+    raw = base64.b64decode(data_url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"), dtype=np.int16)
+
+
+@pytest.mark.parametrize("isolation", [True, False], ids=["coop-coep", "plain"])
+def test_site_draws_and_translates_in_the_browser(site: Path, isolation: bool) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with _http(site, isolation) as url, browser_page() as page:
+        page.set_default_timeout(120_000)
+        problems: list[str] = []
+        requests: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(url)
+        page.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
+        assert page.evaluate("crossOriginIsolated") is isolation
+        wait_settled(page)
+        assert not output_state(page)["shown"], "nothing drawn: the placeholder shows"
+
+        _, version = draw_stroke(page, stroke_points(1, 12), step_ms=20)
+        wait_for_output(page, version)
+        state = output_state(page)
+        assert state["where"] == "browser" and state["label"].startswith("in your browser · WASM")
+        choice = canvas_stats(page)["choice"]["test-edges"]
+        assert choice["where"] == "browser" and choice["threads"] >= 1
+        if not isolation:
+            assert choice["threads"] == 1, "without isolation WASM runs on one thread"
+
+        # The browser's result against PyTorch on the same drawing (fp16 weights in the site).
+        drawing = _decode(page.locator(f"{CANVAS} .p2p-dl-drawing").get_attribute("href"))
+        reference = Translator(tiny_model("edges", seed=1), device="cpu", precision="fp32")
+        expected = np.asarray(reference(Image.fromarray(drawing.astype(np.uint8))), np.int16)
+        diff = np.abs(_decode(state["png"]) - expected)
+        assert diff.mean() < 1.0 and diff.max() <= 8, (diff.mean(), diff.max())
+
+        # The label model, from the picker: exact palette colours, translated in the browser.
+        page.select_option("#p2p-model", "test-labels-a")
+        page.wait_for_function(
+            "(sel) => document.querySelector(sel + ' .p2p').dataset.model === 'test-labels-a'",
+            arg=CANVAS,
+        )
+        assert page.locator(f"{CANVAS} .p2p-swatch").count() == len(PALETTE)
+        _, version = draw_stroke(page, stroke_points(2, 12), step_ms=20)
+        wait_for_output(page, version)
+        assert output_state(page)["where"] == "browser"
+
+        # An example from the thumbnails loads into the canvas and is translated.
+        page.select_option("#p2p-model", "test-edges")
+        page.locator(".p2p-example").first.click()
+        page.wait_for_function(
+            "(sel) => { const r = document.querySelector(sel + ' .p2p');"
+            " return Number(r.dataset.shown) === Number(r.dataset.version); }",
+            arg=CANVAS,
+        )
+        page.screenshot(path=ARTIFACTS / f"site-{'isolated' if isolation else 'plain'}.png")
+        page.wait_for_timeout(300)
+        foreign = [r for r in requests if not r.startswith(url) and not r.startswith("data:")]
+        foreign = [r for r in foreign if not r.startswith("blob:")]
+        assert foreign == [], f"requests beyond the site's origin: {foreign}"
+        assert problems == [], "\n".join(problems)
