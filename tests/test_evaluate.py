@@ -293,7 +293,14 @@ def test_cli_end_to_end_with_fcn_score(
     assert (results["split"], results["count"], results["seed"]) == ("test", 6, None)
     assert results["direction"] == "AtoB" and results["size"] == SIZE
     assert results["settings"]["norm"] == "instance"
-    assert set(results["metrics"]) == {"l1", "psnr_db", "ssim"}
+    assert set(results["metrics"]) == {
+        "l1",
+        "psnr_db",
+        "ssim",
+        "colourfulness_median",
+        "target_colourfulness_median",
+    }
+    assert results["metrics"]["colourfulness_median"] >= 0
     assert 0 < results["metrics"]["l1"] < 2 and -1 < results["metrics"]["ssim"] < 1
     assert len(results["per_image"]) == 6
     fcn = results["fcn"]

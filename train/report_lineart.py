@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from pix2pix.imageio import read_image
 from train import metrics
 from train.datasets.openmoji import HOLDOUT
 from train.doodles import DOODLES, draw_doodle
@@ -211,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     translators["shipped"] = Translator(load_generator(shipped_path))
     rows_img = []
     for code in HOLDOUT:
-        a = Image.open(args.data / "test" / "A" / f"{code}.png").convert("RGB")
-        b = Image.open(args.data / "test" / "B" / f"{code}.png").convert("RGB")
+        a = read_image(args.data / "test" / "A" / f"{code}.png")
+        b = read_image(args.data / "test" / "B" / f"{code}.png")
         outs = [translators[n](a) for n in ("lineart-l1", "lineart-gan10", "shipped")]
         rows_img.append([a, *outs, b])
     header = ["input (test split)", "L1 only", "cGAN + 10 L1", "bundled model", "target"]
@@ -225,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         rows_img, scores = [], []
         for f in drawn:
             name = f.name.removesuffix("-input.png")
-            a = Image.open(f).convert("RGB")
-            out = Image.open(args.doodles / f"{name}-output.png").convert("RGB")
+            a = read_image(f)
+            out = read_image(args.doodles / f"{name}-output.png")
             rows_img.append([a, out])
             scores.append([name, *[f"{v:.2f}" if k != "colourfulness" else f"{v:.1f}"
                                    for k, v in doodle_scores(a, out).items()]])  # fmt: skip
