@@ -12,6 +12,7 @@ Images are not resized: a network trained on 256-pixel crops sees the same scale
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import weakref
@@ -24,10 +25,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from pix2pix import imageio, networks, onednn
+from pix2pix import backends, imageio, networks, onednn
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-BACKENDS = ("auto", "eager", "onednn")
+# "auto": measured (pix2pix.backends); "torch": the rule without measuring (packed oneDNN on the
+# CPU in fp32, else eager); a candidate's name: that one only.
+BACKENDS = ("auto", "torch", "eager", "onednn", *(n for n in backends.NAMES if n != "eager-fp32"))
 NORM_MODES = ("instance", "running")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _UNSET: Any = object()
@@ -80,11 +83,18 @@ class Translator:
     drawn from that seed (the paper's noise z), so each seed gives a reproducible variation.
     The model is moved to ``device`` (and its weights to fp32) once and stays there.
 
-    ``backend="auto"``: on the CPU in fp32, convolutions run on weights packed once into oneDNN's
-    layout (``pix2pix.onednn``; the same results, 1.6-1.8x as fast on the paper's generator; the
-    first call at a new input shape pays for packing and a check, up to 4 shapes kept per layer);
-    elsewhere, and with ``"eager"``, the model's own forward. ``"onednn"`` asks for the packed
-    path and fails where it cannot be had.
+    ``backend="auto"`` (with ``precision`` ``"auto"`` or ``"fp32"``): the way to run is chosen by
+    measurement (``pix2pix.backends``: PyTorch eager, packed oneDNN, bf16 channels-last where the
+    CPU has native bf16, ONNX Runtime, OpenVINO; fp16 and CUDA graphs on CUDA) at the first
+    call's input shape, kept if within 40 dB PSNR of fp32 and fastest; the choice is cached on
+    disk, so a later start only builds it. Other shapes reuse it. ``backend`` then names the
+    choice and ``backend_reason`` gives the measurements. Calls with a ``seed`` (dropout noise)
+    run on the PyTorch path, as does ``"auto"`` with precision fp16 / bf16. ``"torch"``: no
+    measuring; on the CPU in fp32, convolutions run on weights packed once into oneDNN's layout
+    (``pix2pix.onednn``), elsewhere the model's own forward. ``"eager"``: the model's own
+    forward; ``"onednn"``: the packed path, failing where it cannot be had; any other name in
+    ``BACKENDS``: that candidate only, failing (``ValueError``) where it cannot run.
+    ``candidates``: what ``"auto"`` measures (default ``backends.default_candidates``).
     """
 
     def __init__(
@@ -96,6 +106,7 @@ class Translator:
         norm: str = "instance",
         seed: int | None = None,
         backend: str = "auto",
+        candidates: Sequence[backends.Candidate] | None = None,
     ) -> None:
         if norm not in NORM_MODES:
             raise ValueError(f"unknown norm mode {norm!r}; expected one of {NORM_MODES}")
@@ -115,9 +126,24 @@ class Translator:
         if not convs:
             raise ValueError(f"{type(generator).__name__} has no convolutions; not a generator")
         self.in_channels = convs[0].in_channels
-        self.backend, self.net = self._backend(backend)
+        measured = backend == "auto" and precision in ("auto", "fp32")
+        fixed = backend if backend not in ("auto", "torch", "eager", "onednn") else None
+        self.backend, self.net = self._backend("torch" if measured or fixed else backend)
+        self.backend_reason = f"backend={backend!r}, precision={precision!r}: no measuring"
+        self.choice: backends.Choice | None = None
+        self._candidates = list(candidates or backends.default_candidates(self.device))
+        self._measured, self._fixed = measured, fixed
+        self._runners: dict[str, backends.Runner] = {}
+        self._chosen: dict[tuple[int, ...], str] = {}
+        self._fp32_only = precision == "fp32"
+        if measured:
+            self.backend, self.backend_reason = "auto", "not measured yet (first call)"
         with _LOCKS_GUARD:
             self._lock = _LOCKS.setdefault(self.model, threading.Lock())
+        if fixed:
+            side = -(-64 // self.multiple) * self.multiple  # at least 64 px, at the multiple
+            with self._lock:
+                self._runner_for((1, self.in_channels, side, side))
 
     def _backend(self, backend: str) -> tuple[str, nn.Module]:
         """The backend in use and the module that runs: the model or its packed twin."""
@@ -132,6 +158,44 @@ class Translator:
         if backend == "eager" or not packable:
             return "eager", self.model
         return "onednn", onednn.packed_copy(self.model)
+
+    def _runner_for(self, shape: tuple[int, ...]) -> backends.Runner:
+        """The chosen runner at input ``shape``: measured (or read from the cache) once."""
+        name = self._chosen.get(shape)
+        if name is None:
+            if self._chosen:
+                name = next(iter(self._chosen.values()))  # measured at the first shape
+            elif self._fixed:
+                name = self._fixed
+            ctx = backends.Context(
+                self.model, self.device, self.norm == "instance", shape,
+                backends.model_hash(self.model) if name is None else "", self._fp32_only,
+            )  # fmt: skip
+            if name is None:
+                self.choice, runner = backends.select(ctx, self._candidates)
+                name = self.choice.name
+                self._runners[name] = runner
+                cached = f" (cached {self.choice.when})" if self.choice.cached else ""
+                self.backend, self.backend_reason = name, self.choice.reason + cached
+            if name not in self._runners:
+                self._runners[name] = self._build(name, ctx)
+            self._chosen[shape] = name
+        return self._runners[name]
+
+    def _build(self, name: str, ctx: backends.Context) -> backends.Runner:
+        found = [c for c in backends.CANDIDATES if c.name == name]
+        found = [c for c in found if c.device_type == self.device.type] or found
+        if not found:
+            raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
+        if ctx.model_hash == "":
+            ctx = dataclasses.replace(ctx, model_hash=backends.model_hash(self.model))
+        try:
+            runner = found[0].build(ctx)
+        except backends.Unavailable as e:
+            raise ValueError(f"backend {name!r} cannot run here: {e}") from e
+        if name == self._fixed:
+            self.backend, self.backend_reason = name, f"backend={name!r} asked for"
+        return runner
 
     def __call__(
         self, images: ImageLike | Sequence[ImageLike], *, seed: int | None = _UNSET
@@ -176,13 +240,16 @@ class Translator:
         autocast = torch.autocast(
             self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32
         )
-        with (
-            self._lock,
-            networks.eval_mode(self.net, input_stats=self.norm == "instance", noise=noise),
-            torch.inference_mode(),
-            autocast,
-        ):
-            y = self.net(x)
+        with self._lock:
+            if seed is None and (self._measured or self._fixed):
+                y = self._runner_for(tuple(x.shape))(x)
+            else:
+                with (
+                    networks.eval_mode(self.net, input_stats=self.norm == "instance", noise=noise),
+                    torch.inference_mode(),
+                    autocast,
+                ):
+                    y = self.net(x)
         top, left = (x.shape[-2] - height) // 2, (x.shape[-1] - width) // 2
         y = y[..., top : top + height, left : left + width]
         pixels = ((y.float() + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8)

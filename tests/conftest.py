@@ -16,6 +16,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # App tests run every model on the server unless they ask for browser runs (App(browser_mode=True)):
 # otherwise each App would export its default model to ONNX in the background.
 os.environ.setdefault("PIX2PIX_BROWSER", "off")
+# Translator(backend="auto") measures the PyTorch candidates only: ONNX Runtime and OpenVINO would
+# add an ONNX export per model to every test that builds a Translator. tests/test_backends.py
+# measures them all.
+os.environ.setdefault("PIX2PIX_BACKENDS", "eager-fp32,onednn-fp32,bf16-channels-last")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

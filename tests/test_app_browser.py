@@ -230,6 +230,9 @@ def test_about_and_full_page_screenshot(page) -> None:
     about.wait_for()
     assert page.get_by_text("arXiv:1611.07004").count() >= 1
     assert page.get_by_text("models/not-there not found").count() >= 1
+    # How each model runs here, chosen by measurement at load (Translator.backend).
+    assert page.get_by_text("Inference backends on this machine").count() >= 1
+    assert page.get_by_text("measured at 1x3x").count() >= 1
     page.get_by_role("tab", name="Draw").click()
     select_model(page, "Test labels A", "test-labels-a")
     _, version = draw_stroke(page, stroke_points(4), step_ms=10)

@@ -180,7 +180,7 @@ def _paper_mode_model() -> Pix2PixGenerator:
 
 def test_translator_picks_the_packed_path_on_cpu_fp32_with_the_same_images() -> None:
     model = _paper_mode_model()
-    auto = Translator(model, device="cpu", precision="fp32")
+    auto = Translator(model, device="cpu", precision="fp32", backend="torch")
     eager = Translator(model, device="cpu", precision="fp32", backend="eager")
     assert eager.backend == "eager" and eager.net is model
     assert auto.backend == ("onednn" if onednn.available() else "eager")
@@ -199,7 +199,7 @@ def test_translator_backend_errors_name_the_problem(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ValueError, match="precision fp32"):
         Translator(model, device="cpu", precision="bf16", backend="onednn")
     monkeypatch.setattr(onednn, "available", lambda: False)
-    assert Translator(model, device="cpu", precision="fp32").backend == "eager"
+    assert Translator(model, device="cpu", precision="fp32", backend="torch").backend == "eager"
     with pytest.raises(ValueError, match="oneDNN False"):
         Translator(model, device="cpu", precision="fp32", backend="onednn")
 
@@ -232,13 +232,14 @@ class _ValueReads(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("backend", ["auto", "eager"])
+@pytest.mark.parametrize("backend", ["auto", "torch", "eager"])
 def test_a_request_reads_no_tensor_value_before_the_final_transfer(backend: str) -> None:
     # The GPU path runs this same code: a read of a value inside it would be a host sync per
     # read; the only transfer is the uint8 result (``.cpu().numpy()``, not an aten op on CPU).
     translate = Translator(_paper_mode_model(), device="cpu", precision="fp32", backend=backend)
     image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (256, 256, 3), np.uint8))
     translate(image, seed=1)  # first call: the packed path checks each layer once (reads values)
+    translate(image, seed=None)  # and "auto" measures its candidates (reads values)
     for seed in (None, 2):
         with _ValueReads() as mode:
             translate(image, seed=seed)

@@ -257,7 +257,12 @@ def evaluate(
     # while it is being trained gets its mode and requires_grad flags back afterwards.
     with _restored_afterwards(generator):
         translator = Translator(
-            generator, device=device, precision=precision, norm="instance", seed=seed
+            generator,
+            device=device,
+            precision=precision,
+            norm="instance",
+            seed=seed,
+            backend="torch",  # weights change between evaluations: measuring would not pay
         )
         dataset = PairedDataset(
             data,

@@ -401,7 +401,19 @@ class App:
             cells = [name, entry.task, data or "—", lic or "—", source, state]
             rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         header = "| model | task | trained on | licence | source | status |\n" + "|---" * 6 + "|\n"
-        return ABOUT.format(paper=PAPER_URL) + header + "\n".join(rows)
+        return ABOUT.format(paper=PAPER_URL) + header + "\n".join(rows) + self._backends()
+
+    def _backends(self) -> str:
+        """How each ready model runs here (``Translator.backend``), chosen by measurement."""
+        lines = []
+        for entry in self.registry.models:
+            served = self.store.served(entry.id)
+            if served is not None:
+                translator = served.translator
+                lines.append(
+                    f"- `{entry.id}`: **{translator.backend}**: {translator.backend_reason}"
+                )
+        return "\n\n### Inference backends on this machine\n" + "\n".join(lines) if lines else ""
 
     def status_view(self, model: str, seed: Any, as_is: bool) -> tuple:
         """Canvas settings, summary, upload note, edge controls and the Upload tab's mode."""

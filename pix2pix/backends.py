@@ -1,0 +1,623 @@
+"""Inference backends, and the choice among them by measurement on the machine at hand.
+
+A *candidate* is one way to run a generator in the paper's test mode with dropout off: PyTorch
+eager fp32, PyTorch with convolution weights packed for oneDNN (``pix2pix.onednn``), bf16 weights
+in channels-last layout (only where the CPU computes bf16 natively: ``avx512_bf16`` or
+``amx_bf16``), ONNX Runtime and OpenVINO (when installed: ``pip install pix2pix-studio[fast]``;
+both run the file ``pix2pix.export`` writes), and on CUDA fp16 weights in channels-last layout,
+with and without a captured CUDA graph. ``torch.compile`` is not a candidate: its first
+compilation takes longer than an app start may, and ZeroGPU Spaces do not support it.
+
+``choose`` builds the available candidates, runs each on a test input of the real shape, drops
+those whose output is below ``MIN_PSNR`` dB against fp32 eager, times the rest in interleaved
+rounds and takes the fastest median. fp32 eager is always measured, so the choice is never slower
+than it on the measurement. The result is cached in ``<cache>/backends.json`` (``hub.cache_dir``)
+under a key made of the machine (CPU model and flags, GPU name, threads), the library versions,
+a hash of the model's weights, the input shape and the test mode, so a later start only builds
+the chosen candidate. ONNX files for the runtime candidates are cached beside it.
+
+The CUDA candidates could not be run where this was written (no GPU); they are built defensively
+and a failure to build or a mismatch only removes them from the choice.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pix2pix import networks, onednn
+
+log = logging.getLogger(__name__)
+
+MIN_PSNR = 40.0  # dB against fp32 eager, peak-to-peak 2 (outputs in [-1, 1])
+BASELINE = "eager-fp32"
+CACHE_NAME = "backends.json"
+CACHE_VERSION = 1
+ENV_CANDIDATES = "PIX2PIX_BACKENDS"  # comma-separated names: limits what "auto" measures
+
+Runner = Callable[[torch.Tensor], torch.Tensor]
+
+
+class Unavailable(RuntimeError):
+    """A candidate cannot run here; the message says why."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a candidate needs to build its runner.
+
+    ``model``: the generator in fp32 on ``device`` (shared, not to be changed); ``input_stats``:
+    the paper's per-image normalisation (else running statistics); ``shape``: the (B, C, H, W)
+    input the runner is measured on; ``model_hash``: see ``model_hash``.
+    """
+
+    model: nn.Module
+    device: torch.device
+    input_stats: bool
+    shape: tuple[int, ...]
+    model_hash: str
+    fp32_only: bool = False
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run a generator: ``build(ctx)`` returns a runner or raises ``Unavailable``.
+
+    A runner maps a (B, C, H, W) float32 tensor in [-1, 1] on ``ctx.device`` to the generator's
+    float32 output on the same device. ``fp32``: computes in float32 (kept when the caller asks
+    for fp32 only).
+    """
+
+    name: str
+    build: Callable[[Context], Runner]
+    fp32: bool = True
+    device_type: str = "cpu"
+
+
+@dataclass
+class Measurement:
+    """One candidate's result: ``status`` is ``ok``, ``rejected`` (PSNR) or ``unavailable``."""
+
+    name: str
+    status: str
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    psnr_db: float | None = None
+    build_s: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Choice:
+    """The candidate ``choose`` picked, why, and every measurement behind it."""
+
+    name: str
+    reason: str
+    shape: tuple[int, ...]
+    measurements: list[Measurement] = field(default_factory=list)
+    cached: bool = False
+    when: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["shape"] = list(self.shape)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Choice:
+        measurements = [Measurement(**m) for m in data.get("measurements", [])]
+        return cls(
+            name=data["name"],
+            reason=data["reason"],
+            shape=tuple(data["shape"]),
+            measurements=measurements,
+            cached=True,
+            when=data.get("when", ""),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The machine
+# --------------------------------------------------------------------------------------------
+
+_FLAGS_OF_INTEREST = (
+    "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+    "amx_tile", "amx_bf16", "amx_int8", "avx_vnni", "asimd", "sve", "bf16",
+)  # fmt: skip
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU model name and the SIMD flags that matter here (Linux ``/proc/cpuinfo``)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key == "model name" and value.strip():
+            model = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split())
+    return {
+        "model": model,
+        "flags": sorted(flags.intersection(_FLAGS_OF_INTEREST)),
+        "cores": os.cpu_count(),
+        "torch_capability": _torch_capability(),
+    }
+
+
+def _torch_capability() -> str:
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return "unknown"
+
+
+def native_bf16() -> bool:
+    """Whether the CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16), per its flags.
+
+    PyTorch's own test (``mkldnn._is_mkldnn_bf16_supported``) also says yes on plain AVX512,
+    where bf16 is emulated and slower than fp32; the flags do not.
+    """
+    flags = set(cpu_info()["flags"])
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def machine_key(device: torch.device) -> dict[str, Any]:
+    """What a measurement depends on besides the model: hardware, threads, library versions."""
+    key: dict[str, Any] = {
+        "cpu": cpu_info(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": device.type,
+    }
+    if device.type == "cuda":
+        key["gpu"] = torch.cuda.get_device_name(device)
+    for module in ("onnxruntime", "openvino", "onnx"):
+        key[module] = _version(module)
+    return key
+
+
+def _version(module: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(module)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def model_hash(model: nn.Module) -> str:
+    """A SHA-256 over the module structure and every parameter and buffer (names, values)."""
+    digest = hashlib.sha256(repr(model).encode())
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        digest.update(name.encode())
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(str(t.dtype).encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()[:32]
+
+
+# --------------------------------------------------------------------------------------------
+# Candidates
+# --------------------------------------------------------------------------------------------
+
+
+def _torch_runner(
+    module: nn.Module,
+    ctx: Context,
+    *,
+    dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
+) -> Runner:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with (
+            networks.eval_mode(module, input_stats=ctx.input_stats, noise=None),
+            torch.inference_mode(),
+        ):
+            return module(x.to(dtype)).float()
+
+    return run
+
+
+def _eager(ctx: Context) -> Runner:
+    return _torch_runner(ctx.model, ctx)
+
+
+def _onednn(ctx: Context) -> Runner:
+    if ctx.device.type != "cpu":
+        raise Unavailable("packed oneDNN weights are for the CPU")
+    if not onednn.available():
+        raise Unavailable("this PyTorch has no oneDNN packed-weight kernels")
+    return _torch_runner(onednn.packed_copy(ctx.model), ctx)
+
+
+def _reduced_copy(ctx: Context, dtype: torch.dtype) -> nn.Module:
+    twin = copy.deepcopy(ctx.model).to(dtype=dtype, memory_format=torch.channels_last)
+    return twin.eval().requires_grad_(False)
+
+
+def _bf16_channels_last(ctx: Context) -> Runner:
+    if ctx.device.type != "cpu":
+        raise Unavailable("the bf16 candidate is for the CPU")
+    if not native_bf16():
+        raise Unavailable("this CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)")
+    return _torch_runner(_reduced_copy(ctx, torch.bfloat16), ctx, channels_last=True,
+                         dtype=torch.bfloat16)  # fmt: skip
+
+
+def _cuda_fp16_channels_last(ctx: Context) -> Runner:
+    if ctx.device.type != "cuda":
+        raise Unavailable("needs a CUDA device")
+    twin = _reduced_copy(ctx, torch.float16)
+    return _torch_runner(twin, ctx, dtype=torch.float16, channels_last=True)
+
+
+def _cuda_graph(ctx: Context) -> Runner:
+    """fp16 channels-last, captured once as a CUDA graph for ``ctx.shape`` and replayed."""
+    if ctx.device.type != "cuda":
+        raise Unavailable("needs a CUDA device")
+    twin = _reduced_copy(ctx, torch.float16)
+    fallback = _torch_runner(twin, ctx, dtype=torch.float16, channels_last=True)
+    static_x = torch.zeros(ctx.shape, device=ctx.device, dtype=torch.float16)
+    static_x = static_x.contiguous(memory_format=torch.channels_last)
+    graph = torch.cuda.CUDAGraph()
+    stream = torch.cuda.Stream(device=ctx.device)
+    stream.wait_stream(torch.cuda.current_stream(ctx.device))
+    with (
+        networks.eval_mode(twin, input_stats=ctx.input_stats, noise=None),
+        torch.inference_mode(),
+    ):
+        with torch.cuda.stream(stream):
+            for _ in range(3):  # warm-up on a side stream, as capture requires
+                twin(static_x)
+        torch.cuda.current_stream(ctx.device).wait_stream(stream)
+        with torch.cuda.graph(graph):
+            static_y = twin(static_x)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape) != tuple(static_x.shape):
+            return fallback(x)  # the graph holds one shape; others run eagerly
+        with torch.inference_mode():
+            static_x.copy_(x)
+            graph.replay()
+            return static_y.float()  # a new tensor: the next replay cannot overwrite it
+
+    return run
+
+
+def onnx_file(ctx: Context) -> Path:
+    """The exported ONNX file of ``ctx.model`` in its test mode, cached by model hash."""
+    from pix2pix import export
+
+    norm = "instance" if ctx.input_stats else "running"
+    path = cache_dir() / "onnx" / f"{ctx.model_hash}-{norm}.onnx"
+    if not path.is_file():
+        try:
+            export.export_onnx(ctx.model, path, norm=norm, check=False)
+        except ImportError as e:
+            raise Unavailable(str(e)) from e
+    return path
+
+
+def _onnxruntime(ctx: Context) -> Runner:
+    if ctx.device.type != "cpu":
+        raise Unavailable("the ONNX Runtime candidate runs on the CPU")
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise Unavailable("onnxruntime is not installed (pip install pix2pix-studio[fast])") from e
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(onnx_file(ctx)), options, providers=["CPUExecutionProvider"])
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        y = session.run(["output"], {"input": x.detach().contiguous().numpy()})[0]
+        return torch.from_numpy(y)
+
+    return run
+
+
+def _openvino(ctx: Context) -> Runner:
+    if ctx.device.type != "cpu":
+        raise Unavailable("the OpenVINO candidate runs on the CPU")
+    try:
+        import openvino as ov
+    except ImportError as e:
+        raise Unavailable("openvino is not installed (pip install pix2pix-studio[fast])") from e
+    core = ov.Core()
+    source = core.read_model(str(onnx_file(ctx)))
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+    if ctx.fp32_only:
+        config["INFERENCE_PRECISION_HINT"] = "f32"
+    compiled: dict[tuple[int, ...], Any] = {}
+    lock = threading.Lock()
+
+    def request_for(shape: tuple[int, ...]) -> Any:
+        with lock:
+            if shape not in compiled:
+                if len(compiled) >= 4:  # a few shapes, compiled statically (faster than dynamic)
+                    compiled.pop(next(iter(compiled)))
+                model = source.clone()
+                model.reshape({0: list(shape)})
+                compiled[shape] = core.compile_model(model, "CPU", config).create_infer_request()
+            return compiled[shape]
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        request = request_for(tuple(x.shape))
+        request.infer({0: x.detach().contiguous().numpy()})
+        return torch.from_numpy(request.get_output_tensor(0).data.copy())
+
+    request_for(tuple(ctx.shape))
+    return run
+
+
+CANDIDATES: tuple[Candidate, ...] = (
+    Candidate(BASELINE, _eager),
+    Candidate("onednn-fp32", _onednn),
+    Candidate("bf16-channels-last", _bf16_channels_last, fp32=False),
+    Candidate("onnxruntime", _onnxruntime),
+    Candidate("openvino", _openvino, fp32=False),  # bf16 by itself where the CPU has it
+    Candidate(BASELINE, _eager, device_type="cuda"),
+    Candidate("cuda-fp16-channels-last", _cuda_fp16_channels_last, False, "cuda"),
+    Candidate("cuda-graph-fp16", _cuda_graph, False, "cuda"),
+)
+NAMES = tuple(dict.fromkeys(c.name for c in CANDIDATES))
+
+
+def default_candidates(device: torch.device) -> list[Candidate]:
+    """The candidates for ``device``'s type, limited by ``$PIX2PIX_BACKENDS`` when set."""
+    wanted = [n.strip() for n in os.environ.get(ENV_CANDIDATES, "").split(",") if n.strip()]
+    unknown = sorted(set(wanted) - set(NAMES))
+    if unknown:
+        raise ValueError(f"{ENV_CANDIDATES} names unknown backends {unknown}; known: {NAMES}")
+    found = [c for c in CANDIDATES if c.device_type == device.type]
+    if not found:  # MPS and others: the model's own forward
+        found = [Candidate(BASELINE, _eager, device_type=device.type)]
+    if wanted:
+        found = [c for c in found if c.name in wanted or c.name == BASELINE]
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring and choosing
+# --------------------------------------------------------------------------------------------
+
+
+def test_input(shape: Sequence[int], seed: int = 0) -> torch.Tensor:
+    """A seeded (B, C, H, W) input in [-1, 1]: smooth structure plus some noise."""
+    b, c, h, w = shape
+    rng = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(b, c, max(h // 16, 1), max(w // 16, 1), generator=rng)
+    smooth = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+    return (0.8 * smooth + 0.2 * torch.rand(b, c, h, w, generator=rng)) * 2 - 1
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of ``a`` against ``b``, values in [-1, 1] (peak-to-peak 2); inf when equal."""
+    mse = float(((a.double() - b.double()) ** 2).mean())
+    if mse != mse:  # NaN
+        return float("-inf")
+    return float("inf") if mse == 0 else 10 * float(torch.log10(torch.tensor(4.0 / mse)))
+
+
+def choose(
+    ctx: Context,
+    candidates: Sequence[Candidate],
+    *,
+    rounds: int = 5,
+    budget_s: float = 20.0,
+) -> tuple[Choice, dict[str, Runner]]:
+    """Build, check and time ``candidates`` on ``ctx.shape``; return the choice and the runners.
+
+    Each candidate is built and run once (its warm-up; packing, compilation), its output compared
+    with fp32 eager (``MIN_PSNR``), then all kept candidates are timed in up to ``rounds``
+    interleaved rounds (fewer when a round would overrun ``budget_s``). The fastest median wins.
+    """
+    x = test_input(ctx.shape).to(ctx.device)
+    runners: dict[str, Runner] = {}
+    results: dict[str, Measurement] = {}
+    reference: torch.Tensor | None = None
+    ordered = sorted(candidates, key=lambda c: c.name != BASELINE)  # the baseline first
+    for cand in ordered:
+        if cand.name in results:
+            continue
+        if ctx.fp32_only and not cand.fp32 and cand.name != "openvino":
+            results[cand.name] = Measurement(cand.name, "unavailable", note="not fp32")
+            continue
+        start = time.perf_counter()
+        try:
+            runner = cand.build(ctx)
+            y = _sync(runner(x), ctx.device)
+        except Unavailable as e:
+            results[cand.name] = Measurement(cand.name, "unavailable", note=str(e))
+            continue
+        except Exception as e:  # a runtime that fails here must not take the app down
+            log.warning("backend %s failed to build or run: %s", cand.name, e)
+            note = f"failed: {type(e).__name__}: {e}"[:300]
+            results[cand.name] = Measurement(cand.name, "unavailable", note=note)
+            continue
+        built = time.perf_counter() - start
+        if reference is None:
+            if cand.name != BASELINE:
+                raise ValueError(f"the first candidate must be {BASELINE}, got {cand.name}")
+            reference = y.float().cpu()
+        quality = psnr(y.float().cpu(), reference)
+        status = "ok" if quality >= MIN_PSNR else "rejected"
+        note = "" if status == "ok" else f"PSNR {quality:.1f} dB < {MIN_PSNR:g} dB"
+        results[cand.name] = Measurement(cand.name, status, psnr_db=quality, build_s=built,
+                                         note=note)  # fmt: skip
+        if status == "ok":
+            runners[cand.name] = runner
+    if BASELINE not in runners:
+        raise RuntimeError(f"the baseline {BASELINE} could not run: {results[BASELINE].note}")
+
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    started = time.perf_counter()
+    for r in range(max(rounds, 1)):
+        for name, runner in runners.items():
+            t0 = time.perf_counter()
+            _sync(runner(x), ctx.device)
+            times[name].append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - started
+        if r >= 1 and elapsed / (r + 1) * (r + 2) > budget_s:
+            break
+    for name, samples in times.items():
+        ms = sorted(1000 * s for s in samples)
+        results[name].p50_ms = statistics.median(ms)
+        results[name].p95_ms = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+    best = min(times, key=lambda n: (results[n].p50_ms, n != BASELINE))
+    choice = Choice(
+        name=best,
+        reason=_reason(best, results, ctx.shape, len(times[BASELINE])),
+        shape=tuple(ctx.shape),
+        measurements=[results[c.name] for c in ordered if c.name in results],
+        when=time.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+    return choice, {best: runners[best]}
+
+
+def _sync(y: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return y
+
+
+def _reason(best: str, results: dict[str, Measurement], shape: Sequence[int], runs: int) -> str:
+    base = results[BASELINE].p50_ms or float("nan")
+    won = results[best].p50_ms or float("nan")
+    parts = [
+        f"measured at {'x'.join(map(str, shape))} ({runs} interleaved runs each): {best} "
+        f"p50 {won:.1f} ms, {base / won:.2f}x {BASELINE} ({base:.1f} ms)"
+    ]
+    for m in results.values():
+        if m.name in (best, BASELINE):
+            continue
+        if m.status == "ok":
+            parts.append(f"{m.name} {m.p50_ms:.1f} ms")
+        else:
+            parts.append(f"{m.name} {m.status}: {m.note}")
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# The on-disk cache
+# --------------------------------------------------------------------------------------------
+
+_CACHE_LOCK = threading.Lock()
+
+
+def cache_dir() -> Path:
+    """Where choices and ONNX files are kept (``pix2pix.hub.cache_dir() / "backends"``)."""
+    from pix2pix.hub import cache_dir as root
+
+    return root() / "backends"
+
+
+def cache_key(ctx: Context, candidates: Sequence[Candidate]) -> str:
+    """The key of a measurement: machine, versions, model hash, shape, mode and candidates."""
+    data = {
+        "version": CACHE_VERSION,
+        "machine": machine_key(ctx.device),
+        "model": ctx.model_hash,
+        "shape": list(ctx.shape),
+        "input_stats": ctx.input_stats,
+        "fp32_only": ctx.fp32_only,
+        "candidates": sorted({c.name for c in candidates}),
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def load_cached(key: str) -> Choice | None:
+    """The cached choice for ``key``, or None (also when the file is unreadable)."""
+    path = cache_dir() / CACHE_NAME
+    with _CACHE_LOCK:
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8")).get(key)
+            return Choice.from_json(entry) if entry else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+def store(key: str, choice: Choice) -> None:
+    """Add ``choice`` under ``key`` to the cache file (written atomically)."""
+    path = cache_dir() / CACHE_NAME
+    with _CACHE_LOCK:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            data = data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            data = {}
+        data[key] = choice.to_json()
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".backends-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, path)
+
+
+def select(
+    ctx: Context, candidates: Sequence[Candidate], *, use_cache: bool = True
+) -> tuple[Choice, Runner]:
+    """The runner for ``ctx``: the cached choice when there is one, else ``choose`` and cache.
+
+    A cached candidate that no longer builds is measured again.
+    """
+    key = cache_key(ctx, candidates)
+    cached = load_cached(key) if use_cache else None
+    if cached is not None:
+        by_name = {c.name: c for c in candidates}
+        if cached.name in by_name:
+            try:
+                return cached, by_name[cached.name].build(ctx)
+            except Exception as e:
+                log.warning("cached backend %s no longer builds (%s); measuring", cached.name, e)
+    choice, runners = choose(ctx, candidates)
+    if use_cache:
+        try:
+            store(key, choice)
+        except OSError as e:
+            log.warning("could not cache the backend choice: %s", e)
+    return choice, runners[choice.name]
+
+
+__all__ = [
+    "BASELINE",
+    "CANDIDATES",
+    "MIN_PSNR",
+    "Candidate",
+    "Choice",
+    "Context",
+    "Measurement",
+    "Unavailable",
+    "choose",
+    "cpu_info",
+    "default_candidates",
+    "machine_key",
+    "model_hash",
+    "native_bf16",
+    "select",
+]

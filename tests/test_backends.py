@@ -1,0 +1,220 @@
+"""Translator(backend="auto"): candidates measured on the real shape, the fastest faithful one kept,
+the choice cached on disk; the real candidates of this machine agree with fp32 eager."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2pix import Translator, backends, networks
+from pix2pix.hub import Pix2PixGenerator
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIX2PIX_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def _module_cache(tmp_path_factory: pytest.TempPathFactory):
+    return tmp_path_factory.mktemp("shared-cache")
+
+
+@pytest.fixture
+def shared_cache(_module_cache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One cache for the tests that export the same model to ONNX: one export, not three."""
+    monkeypatch.setenv("PIX2PIX_CACHE", str(_module_cache))
+
+
+def _model(seed: int = 0) -> Pix2PixGenerator:
+    torch.manual_seed(seed)
+    model = Pix2PixGenerator("unet", {"num_downs": 5, "ngf": 4})
+    networks.init_weights(model.net)
+    return model.eval()
+
+
+def _image(side: int = 64) -> Image.Image:
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 256, (side, side, 3), np.uint8))
+
+
+class _Counted:
+    """Fake candidates built around the real eager runner, counting their builds."""
+
+    def __init__(self) -> None:
+        self.builds: dict[str, int] = {}
+
+    def candidate(self, name: str, wrap) -> backends.Candidate:
+        def build(ctx: backends.Context) -> backends.Runner:
+            self.builds[name] = self.builds.get(name, 0) + 1
+            return wrap(backends._eager(ctx))
+
+        return backends.Candidate(name, build)
+
+
+def _slow(run: backends.Runner) -> backends.Runner:
+    def slow(x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.03)
+        return run(x)
+
+    return slow
+
+
+def _memo(run: backends.Runner) -> backends.Runner:
+    """Faster than eager: computes once per input, then answers from memory (same values)."""
+    seen: dict[int, torch.Tensor] = {}
+
+    def fast(x: torch.Tensor) -> torch.Tensor:
+        key = hash(x.numpy().tobytes())
+        if key not in seen:
+            seen[key] = run(x)
+        return seen[key]
+
+    return fast
+
+
+def _wrong(run: backends.Runner) -> backends.Runner:
+    return lambda x: torch.zeros_like(run(x))  # fast enough, but not the same images
+
+
+def _unavailable(ctx: backends.Context) -> backends.Runner:
+    raise backends.Unavailable("no such hardware here")
+
+
+def _fakes(counted: _Counted) -> list[backends.Candidate]:
+    return [
+        backends.Candidate(backends.BASELINE, backends._eager),
+        counted.candidate("slow", _slow),
+        counted.candidate("memo", _memo),
+        counted.candidate("wrong", _wrong),
+        backends.Candidate("absent", _unavailable),
+    ]
+
+
+def test_auto_picks_the_fastest_faithful_candidate_and_says_why() -> None:
+    counted = _Counted()
+    model = _model()
+    translate = Translator(model, device="cpu", candidates=_fakes(counted))
+    assert translate.backend == "auto"  # nothing measured before the first call
+    out = translate(_image())
+    assert translate.backend == "memo"
+    reason = translate.backend_reason
+    assert "measured at 1x3x64x64" in reason and "eager-fp32" in reason
+    assert "wrong rejected: PSNR" in reason and "absent unavailable: no such hardware" in reason
+    by_name = {m.name: m for m in translate.choice.measurements}
+    assert by_name["slow"].p50_ms > by_name[backends.BASELINE].p50_ms
+    assert by_name["memo"].p50_ms < by_name[backends.BASELINE].p50_ms
+    assert by_name["wrong"].status == "rejected" and by_name["wrong"].p50_ms is None
+    assert by_name["memo"].psnr_db == float("inf")
+    eager = Translator(model, device="cpu", backend="eager")
+    assert np.array_equal(np.asarray(out), np.asarray(eager(_image())))
+    # Another shape reuses the choice without measuring again.
+    translate(_image(96))
+    assert counted.builds == {"slow": 1, "memo": 1, "wrong": 1}
+
+
+def test_the_choice_is_cached_per_model_and_machine() -> None:
+    counted = _Counted()
+    first = Translator(_model(), device="cpu", candidates=_fakes(counted))
+    first(_image())
+    assert not first.choice.cached
+    builds = dict(counted.builds)
+
+    again = Translator(_model(), device="cpu", candidates=_fakes(counted))
+    again(_image())
+    assert again.backend == "memo" and again.choice.cached
+    assert "cached" in again.backend_reason
+    # Only the cached choice was built: no measuring.
+    assert counted.builds == {**builds, "memo": builds["memo"] + 1}
+
+    other = _model(seed=1)  # other weights: another key
+    changed = Translator(other, device="cpu", candidates=_fakes(counted))
+    changed(_image())
+    assert not changed.choice.cached and counted.builds["slow"] == builds["slow"] + 1
+
+    key = backends.cache_key(
+        backends.Context(_model(), torch.device("cpu"), True, (1, 3, 64, 64), "h"),
+        _fakes(counted),
+    )
+    assert key != backends.cache_key(
+        backends.Context(_model(), torch.device("cpu"), True, (1, 3, 64, 96), "h"),
+        _fakes(counted),
+    )
+
+
+def test_a_broken_cache_file_is_measured_again() -> None:
+    path = backends.cache_dir() / backends.CACHE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{not json", encoding="utf-8")
+    translate = Translator(_model(2), device="cpu", candidates=_fakes(_Counted()))
+    translate(_image())
+    assert translate.backend == "memo" and not translate.choice.cached
+
+
+def test_seeded_calls_run_on_the_pytorch_path_with_noise() -> None:
+    counted = _Counted()
+    model = Pix2PixGenerator("unet", {"num_downs": 6, "ngf": 4, "dropout": True}).eval()
+    translate = Translator(model, device="cpu", candidates=_fakes(counted))
+    a, b = translate(_image(), seed=1), translate(_image(), seed=2)
+    assert counted.builds == {}  # noise never measures: dropout is off in every candidate
+    assert not np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    info = backends.cpu_info()
+    assert info["model"] and isinstance(info["flags"], list)
+    for flags, native in ((["avx2"], False), (["avx512f", "avx512bw"], False),
+                          (["avx512_bf16"], True), (["amx_tile", "amx_bf16"], True)):  # fmt: skip
+        monkeypatch.setattr(backends, "cpu_info", lambda flags=flags: {"flags": flags})
+        assert backends.native_bf16() is native
+
+
+def test_real_candidates_of_this_machine_agree_with_fp32(shared_cache) -> None:
+    print(f"\nCPU: {backends.cpu_info()}")
+    model = _model()
+    ctx = backends.Context(
+        model, torch.device("cpu"), True, (1, 3, 64, 64), backends.model_hash(model)
+    )
+    everything = backends.default_candidates(torch.device("cpu"))
+    names = {c.name for c in everything}
+    if "onnxruntime" not in names:  # conftest limits "auto" to the PyTorch candidates
+        everything = [c for c in backends.CANDIDATES if c.device_type == "cpu"]
+    choice, _ = backends.choose(ctx, everything, rounds=2)
+    by_name = {m.name: m for m in choice.measurements}
+    print(choice.reason)
+    bf16 = by_name["bf16-channels-last"]
+    if backends.native_bf16():
+        assert bf16.status == "ok" and bf16.psnr_db >= backends.MIN_PSNR
+    else:
+        assert bf16.status == "unavailable" and "no native bf16" in bf16.note
+    for name in ("onednn-fp32", "onnxruntime", "openvino"):
+        m = by_name[name]
+        if m.status == "unavailable" and "not installed" in m.note:
+            continue  # the [fast] extra is optional
+        assert m.status == "ok", (name, m.note)
+        assert m.psnr_db >= 60 and m.p50_ms > 0  # fp32 everywhere on this model
+    assert choice.name in {n for n, m in by_name.items() if m.status == "ok"}
+
+
+@pytest.mark.parametrize("name", ["onnxruntime", "openvino", "onednn-fp32"])
+def test_an_explicit_backend_translates_like_eager(shared_cache, name: str) -> None:
+    pytest.importorskip({"onnxruntime": "onnxruntime", "openvino": "openvino"}.get(name, "torch"))
+    model = _model()
+    translate = Translator(model, device="cpu", backend=name)
+    assert translate.backend == name
+    got = np.asarray(translate(_image(128)), np.int16)
+    want = np.asarray(Translator(model, device="cpu", backend="eager")(_image(128)), np.int16)
+    assert np.abs(got - want).max() <= 1
+
+
+def test_an_unavailable_explicit_backend_names_the_reason() -> None:
+    if backends.native_bf16():
+        pytest.skip("this CPU computes bf16 natively: the backend is available")
+    with pytest.raises(ValueError, match="no native bf16"):
+        Translator(_model(), device="cpu", backend="bf16-channels-last")
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        Translator(_model(), device="cpu", backend="cuda-graph-fp16")
