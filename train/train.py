@@ -151,7 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-every", type=int, default=50, help="logging period in steps")
     run.add_argument("--seed", type=int, default=0, help="seeds weights, data order and dropout")
     run.add_argument(
-        "--mixed-precision", choices=("no", "bf16", "fp16"), default="no", help="via Accelerate"
+        "--mixed-precision",
+        choices=MIXED_PRECISIONS,
+        default="auto",
+        help="via Accelerate; auto: bf16 (with channels-last tensors) where the CPU or GPU "
+        "computes bf16 natively, else no (fp32)",
     )
     run.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is there")
     run.add_argument("--push-to-hub", metavar="REPO", help="upload the final model to this repo")
@@ -362,11 +366,40 @@ class Nets:
     opt_D: torch.optim.Optimizer | None = None
 
 
+MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
+
+
+def resolve_mixed_precision(choice: str, *, cpu: bool = False) -> tuple[str, str]:
+    """Accelerate's ``mixed_precision`` for ``choice`` on this machine, and why.
+
+    ``auto``: ``bf16`` on a CUDA GPU that supports it, or on a CPU with native bf16
+    (``avx512_bf16`` / ``amx_bf16``, ``pix2pix.backends.native_bf16``); else ``no`` (fp32).
+    Plain AVX2 / AVX512 CPUs emulate bf16 and train slower with it. Other choices pass through.
+    """
+    if choice not in MIXED_PRECISIONS:
+        raise ValueError(f"unknown mixed precision {choice!r}; expected one of {MIXED_PRECISIONS}")
+    if choice != "auto":
+        return choice, "as asked"
+    if torch.cuda.is_available() and not cpu:
+        if torch.cuda.is_bf16_supported():
+            return "bf16", f"auto: {torch.cuda.get_device_name()} computes bf16"
+        return "no", f"auto: {torch.cuda.get_device_name()} has no bf16"
+    from pix2pix.backends import cpu_info, native_bf16
+
+    flags = ", ".join(cpu_info()["flags"]) or "none known"
+    if native_bf16():
+        return "bf16", f"auto: the CPU computes bf16 natively ({flags})"
+    return "no", f"auto: the CPU has no native bf16 (flags: {flags}), fp32 is faster"
+
+
 def train_step(
     batch: dict[str, Any], nets: Nets, accelerator: Accelerator, args: argparse.Namespace
 ) -> dict[str, torch.Tensor]:
     """One step of the paper's recipe: update D, then G; returns the detached losses."""
     inp, target = batch["input"], batch["target"]
+    if getattr(args, "channels_last", False):  # bf16 convolutions are fastest in NHWC
+        inp = inp.contiguous(memory_format=torch.channels_last)
+        target = target.contiguous(memory_format=torch.channels_last)
     conditional = not args.unconditional
     with accelerator.autocast():
         fake = nets.G(inp)
@@ -695,6 +728,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             f"{out} already holds a training checkpoint ({found}); continue that run with "
             f"--resume {out}, or pass another --out"
         )
+    args.mixed_precision, precision_reason = resolve_mixed_precision(
+        args.mixed_precision, cpu=args.cpu
+    )
+    args.channels_last = args.mixed_precision == "bf16"
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
         cpu=args.cpu,
@@ -766,6 +803,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         generator=torch.Generator().manual_seed(args.seed),
         pin_memory=accelerator.device.type == "cuda",
     )
+    if args.channels_last:  # parameters keep their identity: the optimizers still hold them
+        G.to(memory_format=torch.channels_last)
+        if D is not None:
+            D.to(memory_format=torch.channels_last)
     if D is not None:
         G, D, opt_G, opt_D, loader = accelerator.prepare(G, D, opt_G, opt_D, loader)
     else:
@@ -807,7 +848,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         f"training {G_plain.architecture} "
         f"({'L1 only' if D is None else f'{args.patch}x{args.patch} D, {args.gan_mode} GAN'}) "
         f"on {world} process(es), world size {world}, device {accelerator.device}, "
-        f"mixed precision {args.mixed_precision}: {steps_per_epoch} steps per epoch of batch "
+        f"mixed precision {args.mixed_precision} ({precision_reason}"
+        f"{', channels-last' if args.channels_last else ''}): {steps_per_epoch} steps per epoch "
+        f"of batch "
         f"{args.batch_size} per process, {total_steps} steps in all; {workers} data workers"
     )
 
