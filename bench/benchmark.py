@@ -2,13 +2,18 @@
 
     python -m bench.benchmark                 # inference + training; writes docs/PERFORMANCE.md
     python -m bench.benchmark --app           # also the app through gradio_client and its memory
+    python -m bench.benchmark --short         # a few runs, three models, no app: a shared machine
 
 Inference, per model at its training size (the paper's generator at 256 px, every bundled model):
 batch-1 latency p50 / p95 of ``Translator`` (PIL in, PIL out) and of the baseline (the same
 weights, ``model(x)`` in fp32 eager under ``no_grad``, which is what the reference implementation
 runs), the output error of our path against fp32 (max abs on [0, 255], PSNR), and batch-8
-throughput. Training: images/s of ``train.train`` against a minimal fp32 eager loop with the same
-networks, losses and optimizers.
+throughput. Backends: every candidate ``Translator(backend="auto")`` measures (``pix2pix.backends``),
+its p50 / p95 and PSNR against fp32 eager, timed interleaved with the baseline, and the one auto
+picked. Export: the ONNX export check of the paper's generator (fp32 and fp16 weights). Training:
+images/s of ``train.train`` per precision against a minimal fp32 eager loop with the same
+networks, losses and optimizers. The machine (CPU model, flags: avx2 / avx512 / amx) is recorded;
+docs/PERFORMANCE.md keeps one section per machine kind.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -30,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pix2pix import Translator, load_generator, networks
+from pix2pix import Translator, backends, load_generator, networks
 from pix2pix.hub import Pix2PixGenerator
 from train.sysinfo import machine
 
@@ -129,7 +135,47 @@ def bench_inference(name: str, model: Pix2PixGenerator, size: int, runs: int) ->
     }
 
 
-def bench_training(steps: int) -> dict:
+def bench_backends(name: str, model: Pix2PixGenerator, size: int) -> dict:
+    """Every CPU candidate on one model at batch 1, interleaved with the fp32 eager baseline."""
+    cands = [c for c in backends.CANDIDATES if c.device_type == "cpu"]
+    ctx = backends.Context(
+        model, torch.device("cpu"), True, (1, model.in_channels, size, size),
+        backends.model_hash(model),
+    )  # fmt: skip
+    start = time.perf_counter()
+    choice, _ = backends.select(ctx, cands)  # what Translator(backend="auto") does, cached
+    seconds = time.perf_counter() - start
+    translate = Translator(model, device="cpu")  # auto: reads the choice from the cache
+    translate.run(backends.test_input(ctx.shape), seed=None)
+    return {
+        "model": name,
+        "size": size,
+        "candidates": [vars(m) for m in choice.measurements],
+        "best": choice.name,
+        "auto": translate.backend,
+        "auto_reason": translate.backend_reason,
+        "measure_seconds": seconds,
+    }
+
+
+def bench_export(model: Pix2PixGenerator) -> list[dict]:
+    """The ONNX export check of ``model`` at 256 px, fp32 and fp16 weights."""
+    from pix2pix import export
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for fp16 in (False, True):
+            start = time.perf_counter()
+            report = export.export_onnx(model, Path(tmp) / "g.onnx", fp16=fp16)
+            rows.append(
+                {"fp16": fp16, "max_abs_diff": report.max_abs_diff, "psnr_db": report.psnr_db,
+                 "passed": report.passed, "mb": report.size_bytes / 1e6,
+                 "seconds": time.perf_counter() - start}
+            )  # fmt: skip
+    return rows
+
+
+def bench_training(steps: int, precision: str = "no") -> dict:
     """``train.train`` images/s against a minimal fp32 eager loop at the same settings."""
     from torch.utils.data import DataLoader
 
@@ -147,7 +193,8 @@ def bench_training(steps: int) -> dict:
         done = subprocess.run(
             [sys.executable, "-m", "train.train", "--data", str(data), "--out", f"{tmp}/run",
              *settings, "--max-steps", str(steps), "--workers", "0", "--sample-every", "0",
-             "--save-every", str(10 * steps), "--log-every", str(steps)],
+             "--save-every", str(10 * steps), "--log-every", str(steps),
+             "--mixed-precision", precision],
             cwd=ROOT, capture_output=True, text=True, check=False,
         )  # fmt: skip
         if done.returncode:
@@ -184,7 +231,8 @@ def bench_training(steps: int) -> dict:
 
         base = timings(step, runs=steps, warmup=0)  # train.train counts its first steps too
     return {
-        "settings": "unet_256 ngf 16, 70x70 D ndf 16, batch 1, 256 px, fp32",
+        "settings": "unet_256 ngf 16, 70x70 D ndf 16, batch 1, 256 px",
+        "precision": precision,
         "train_images_per_s": ours,
         "baseline_images_per_s": 1000 / base["mean_ms"],
         "ratio": ours / (1000 / base["mean_ms"]),
@@ -260,43 +308,104 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def machine_kind(info: dict) -> str:
+    """A short name for the kind of machine: CPU model, its best SIMD for us, vCPUs."""
+    flags = set(info["flags"])
+    if "amx_bf16" in flags:
+        simd = "AMX + AVX512-BF16" if "avx512_bf16" in flags else "AMX"
+    elif "avx512_bf16" in flags:
+        simd = "AVX512-BF16"
+    elif "avx512f" in flags:
+        simd = "AVX512 (no native bf16)"
+    elif "avx2" in flags:
+        simd = "AVX2 only"
+    else:
+        simd = ", ".join(info["flags"]) or "unknown SIMD"
+    return f"{info['model']}, {simd}, {info['cores']} vCPU"
+
+
+def backend_lines(results: dict) -> list[str]:
+    """Markdown: each model's candidates (p50 / p95 / PSNR) and auto's pick; the export check."""
+    lines = []
+    for r in results.get("backends", []):
+        lines += [
+            "",
+            f"### Backends: {r['model']} at {r['size']} px, batch 1 (`auto` picked "
+            f"**{r['auto']}**; measuring took {r['measure_seconds']:.1f} s)",
+            "",
+            "| candidate | status | p50 (ms) | p95 (ms) | vs fp32 eager | PSNR vs fp32 (dB) | note |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        base = next(c for c in r["candidates"] if c["name"] == backends.BASELINE)["p50_ms"]
+        for c in r["candidates"]:
+
+            def num(value: float | None, fmt: str) -> str:
+                return "—" if value is None else format(value, fmt)
+
+            speed = None if c["p50_ms"] is None else base / c["p50_ms"]
+            cells = [c["name"], c["status"], num(c["p50_ms"], ".1f"), num(c["p95_ms"], ".1f"),
+                     num(speed, ".2f") + ("x" if speed else ""), num(c["psnr_db"], ".1f"),
+                     c["note"].replace("|", "/")]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+    if "export" in results:
+        lines += [
+            "",
+            "### ONNX export check (paper's generator, 256 px, ONNX Runtime vs PyTorch)",
+            "",
+        ]
+        for e in results["export"]:
+            kind = "fp16 weights" if e["fp16"] else "fp32"
+            lines.append(
+                f"- {kind}: {e['mb']:.0f} MB, largest difference {e['max_abs_diff']:.2e}, PSNR "
+                f"{e['psnr_db']:.1f} dB, {'passed' if e['passed'] else 'FAILED'} "
+                f"(export + check {e['seconds']:.0f} s)"
+            )
+    return lines
+
+
 def write_markdown(results: dict, path: Path, command: str) -> None:
-    """The tables of ``results`` as docs/PERFORMANCE.md (keeps the attempts log below them)."""
+    """``results`` as this machine kind's section of docs/PERFORMANCE.md.
+
+    Sections of other machine kinds and the attempts log are kept as they are.
+    """
     m = results["machine"]
+    kind = machine_kind(m["cpu_info"])
     lines = [
-        "# Performance",
+        f"<!-- machine: {kind} -->",
+        f"## {kind}",
         "",
-        f"Measured by `{command}` on {m['cpu']} ({m['cores']} cores, torch {m['torch']}, "
-        f"{m['threads']} threads), {results['date']}. Raw figures: `bench/results.json`.",
+        f"Measured by `{command}` on {m['cpu']} (flags {', '.join(m['cpu_info']['flags'])}; "
+        f"{m['cores']} cores, torch {m['torch']}, {m['threads']} threads), {results['date']}. "
+        f"Raw figures: `bench/results.json`. {results.get('note', '')}",
         "",
-        "## Inference, batch 1 (PIL in, PIL out for ours; tensor forward for the baseline)",
+        "### Inference, batch 1 (PIL in, PIL out for ours; tensor forward for the baseline)",
         "",
         'Timed in alternating rounds (baseline, ours, ours with `backend="eager"`), so that the '
         "machine's drift hits all three alike.",
         "",
-        "| model | px | ours: backend, precision | ours p50 / p95 (ms) | baseline fp32 eager p50 / p95 (ms) | speed-up | ours, eager backend p50 (ms) | max abs err | PSNR vs fp32 | batch-8 img/s |",
+        "| model | px | ours: backend | ours p50 / p95 (ms) | baseline fp32 eager p50 / p95 (ms) | speed-up | ours, eager backend p50 (ms) | max abs err | PSNR vs fp32 | batch-8 img/s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["inference"]:
         t, b = r["translator"], r["baseline_fp32_eager"]
         lines.append(
-            f"| {r['model']} | {r['size']} | {r['backend']}, {r['precision']} | {t['p50_ms']:.1f} / {t['p95_ms']:.1f} | "
+            f"| {r['model']} | {r['size']} | {r['backend']} | {t['p50_ms']:.1f} / {t['p95_ms']:.1f} | "
             f"{b['p50_ms']:.1f} / {b['p95_ms']:.1f} | {r['speedup_p50']:.2f}x | "
             f"{r['translator_eager_backend']['p50_ms']:.1f} | "
             f"{r['max_abs_error_255']:.1f} | {r['psnr_db']:.1f} dB | {r['batch8_images_per_s']:.1f} |"
         )
-    if "training" in results:
-        t = results["training"]
+    lines += backend_lines(results)
+    for t in results.get("training", []):
         lines += [
             "",
-            "## Training",
+            f"### Training, --mixed-precision {t['precision']}",
             "",
-            f"{t['settings']}: `train.train` {t['train_images_per_s']:.2f} images/s, baseline "
-            f"eager loop {t['baseline_images_per_s']:.2f} images/s ({t['ratio']:.2f}x). {t['note']}.",
+            f"{t['settings']}, {t['steps']} steps: `train.train` {t['train_images_per_s']:.2f} images/s, baseline "
+            f"fp32 eager loop {t['baseline_images_per_s']:.2f} images/s ({t['ratio']:.2f}x). {t['note']}.",
         ]
     if "app" in results:
         a = results["app"]
-        lines += ["", "## App", "", f"Ready to serve {a['ready_seconds']:.1f} s after start "
+        lines += ["", "### App", "", f"Ready to serve {a['ready_seconds']:.1f} s after start "
                   f"(all bundled models loaded and warmed up); peak memory {a['peak_rss_mb']:.0f} MB.", ""]  # fmt: skip
         for model, t in a["translate_via_gradio_client"].items():
             lines.append(
@@ -306,14 +415,32 @@ def write_markdown(results: dict, path: Path, command: str) -> None:
         b = results["browser"]
         lines += [
             "",
-            f"## Live drawing in headless Chromium ({b['strokes']} strokes per model)",
+            f"### Live drawing in headless Chromium ({b['strokes']} strokes per model)",
             "",
         ]
         for model, r in b["models"].items():
             lines.append(f"- {model}: " + ", ".join(f"{k} {v:.1f}" for k, v in r.items()))
+    lines.append(f"<!-- /machine: {kind} -->")
     old = path.read_text() if path.is_file() else ""
     log = old[old.index("## Attempts log") :] if "## Attempts log" in old else "## Attempts log\n"
-    path.write_text("\n".join(lines) + "\n\n" + log)
+    head = old[: old.index("<!-- machine:")] if "<!-- machine:" in old else HEADER
+    sections = re.findall(r"<!-- machine: (.*?) -->\n.*?<!-- /machine: \1 -->", old, re.S)
+    kept = [
+        re.search(rf"<!-- machine: {re.escape(k)} -->\n.*?<!-- /machine: {re.escape(k)} -->",
+                  old, re.S).group(0)
+        for k in sections if k != kind
+    ]  # fmt: skip
+    body = "\n\n".join(["\n".join(lines), *kept])
+    path.write_text(head + body + "\n\n" + log)
+
+
+HEADER = """# Performance
+
+One section per kind of machine the benchmark (`python -m bench.benchmark`) has run on; each
+section's figures come from one run on that machine, with the fp32 eager baseline measured in the
+same run. The attempts log at the end records what was tried and what it gave.
+
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,28 +454,50 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strokes", type=int, default=20)
     p.add_argument("--screenshot", type=Path, help="with --browser: save the page here")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "PERFORMANCE.md")
+    p.add_argument(
+        "--short",
+        action="store_true",
+        help="a shared machine: 6 runs, the paper's generator, facades-l1 and sketch2product, "
+        "4 training steps per precision",
+    )
+    p.add_argument("--note", default="", help="a sentence for the section (e.g. the load)")
+    p.add_argument("--json", type=Path, default=ROOT / "bench" / "results.json", help="raw figures")
     args = p.parse_args(argv)
     command = "python -m bench.benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
-    results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "inference": []}
-    results["inference"].append(
-        bench_inference("paper unet_256 ngf64", paper_generator(), 256, args.runs)
-    )
-    for name in BUNDLED:
+    bundled = ("sketch2product", "facades-l1") if args.short else BUNDLED
+    if args.short:
+        args.runs, args.train_steps = min(args.runs, 6), min(args.train_steps, 4)
+    # A fresh cache: auto measures here instead of reading an earlier run's choice.
+    os.environ["PIX2PIX_CACHE"] = tempfile.mkdtemp(prefix="pix2pix-bench-")
+    os.environ.pop(backends.ENV_CANDIDATES, None)
+    results: dict = {
+        "machine": {**machine(), "cpu_info": backends.cpu_info()},
+        "date": time.strftime("%Y-%m-%d"),
+        "note": args.note,
+        "inference": [],
+        "backends": [],
+    }
+    models = [("paper unet_256 ngf64", paper_generator(), 256)]
+    for name in bundled:
         folder = ROOT / "checkpoints" / name
         if folder.is_dir():
             model = load_generator(folder)
-            size = model.task.train_size or 256
-            results["inference"].append(bench_inference(name, model, size, args.runs))
-            if size != 256:  # every model at 256x256 too, as the other rows are
-                results["inference"].append(bench_inference(name, model, 256, args.runs))
+            models.append((name, model, model.task.train_size or 256))
+    for name, model, size in models:
+        results["backends"].append(bench_backends(name, model, size))
+        results["inference"].append(bench_inference(name, model, size, args.runs))
+        if size != 256 and not args.short:  # every model at 256x256 too, as the other rows are
+            results["inference"].append(bench_inference(name, model, 256, args.runs))
+    results["export"] = bench_export(models[0][1])
     if not args.no_train:
-        results["training"] = bench_training(args.train_steps)
+        precisions = ["no", "bf16"]  # bf16 too where it is emulated: why auto keeps fp32 there
+        results["training"] = [bench_training(args.train_steps, p) for p in precisions]
     if args.app:
         results["app"] = bench_app(args.runs)
     if args.browser:
         results["browser"] = bench_browser(args.strokes, args.screenshot)
-    (ROOT / "bench").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_markdown(results, args.out, command.strip())
     print(args.out.read_text())
