@@ -350,7 +350,8 @@ def backend_lines(results: dict) -> list[str]:
     if "export" in results:
         lines += [
             "",
-            "### ONNX export check (paper's generator, 256 px, ONNX Runtime vs PyTorch)",
+            f"### ONNX export check ({results.get('export_model', 'paper unet_256 ngf64')}, "
+            "256 px, ONNX Runtime vs PyTorch)",
             "",
         ]
         for e in results["export"]:
