@@ -42,7 +42,8 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_the_real_registry_is_valid_and_lists_bundled_models_first() -> None:
     registry = load_registry(DEFAULT_REGISTRY)
     ids = registry.ids
-    assert ids[:6] == [
+    assert ids[:7] == [
+        "lineart2color",  # the app's default: first
         "sketch2product",
         "facades-patch1",
         "facades-patch16",
@@ -50,8 +51,9 @@ def test_the_real_registry_is_valid_and_lists_bundled_models_first() -> None:
         "facades-patch286",
         "facades-l1",
     ]
-    assert all(e.is_local for e in registry.models[:6])
-    assert not any(e.is_local for e in registry.models[6:])
+    assert registry.get("lineart2color").pen == 7  # the training line art's width at 256 px
+    assert all(e.is_local for e in registry.models[:7])
+    assert not any(e.is_local for e in registry.models[7:])
     study = registry.groups["facades patch-size study"]
     assert [e.variant for e in study] == [
         "1×1 PixelGAN",
