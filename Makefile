@@ -45,6 +45,6 @@ test: $(VENV)/.installed-dev node_modules/.installed lint chromium
 
 # A static site (no server: the models run in the visitor's browser), e.g. for a free static Space.
 SITE ?= out/site
-SITE_MODELS ?= sketch2product facades-patch70
+SITE_MODELS ?= lineart2color sketch2product facades-patch70
 site: $(VENV)/.installed node_modules/.installed
 	$(PY) -m pix2pix.site $(SITE) $(foreach m,$(SITE_MODELS),--model $(m))

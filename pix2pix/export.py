@@ -45,6 +45,7 @@ import json
 import math
 import os
 import sys
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,9 @@ class _InputStatsNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+
+
+_TRACE_LOCK = threading.Lock()
 
 
 def export_view(generator: nn.Module, norm: str = "instance") -> nn.Module:
@@ -333,7 +337,9 @@ def _export_graph(view: nn.Module, example: torch.Tensor, multiple: int, opset: 
     rows, cols = dim("rows", min=1, max=most), dim("cols", min=1, max=most)
     height = rows * multiple if multiple > 1 else rows
     width = cols * multiple if multiple > 1 else cols
-    with warnings.catch_warnings():
+    # torch.export traces through process-wide state: two exports in threads at once (the app
+    # exporting two models for browsers) failed with "... is not tracked with proxy".
+    with _TRACE_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter
         program = torch.onnx.export(
             view,

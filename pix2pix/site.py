@@ -109,7 +109,9 @@ def build_site(
 
     (out / "index.html").write_text(_index_html(models, title), encoding="utf-8")
     (out / "README.md").write_text(_readme(models, title, fp16), encoding="utf-8")
-    (out / "LICENSES.md").write_text(_licenses(models, browser.pinned_ort_version()), "utf-8")
+    with_examples = any((out / "examples").glob("*/*"))
+    licences = _licenses(models, browser.pinned_ort_version(), with_examples)
+    (out / "LICENSES.md").write_text(licences, "utf-8")
     (out / "_headers").write_text(
         "/*\n  Cross-Origin-Opener-Policy: same-origin\n"
         "  Cross-Origin-Embedder-Policy: require-corp\n",
@@ -303,14 +305,20 @@ SOFTWARE.
 """
 
 
-def _licenses(models: list[SiteModel], ort_version: str | None) -> str:
-    project = Path(__file__).resolve().parents[1] / "LICENSE"
+def _licenses(models: list[SiteModel], ort_version: str | None, with_examples: bool) -> str:
+    root = Path(__file__).resolve().parents[1]
+    project = root / "LICENSE"
     project_text = project.read_text("utf-8") if project.is_file() else "MIT License\n"
     lines = ["# Licences", "", "## The models", ""]
     for m in models:
         lic = m.license or "not stated by the model's metadata: ask its author before reuse"
         data = f"; trained on {m.dataset}" if m.dataset else ""
         lines.append(f"- **{m.name}** (`models/{m.id}.onnx`, from `{m.source}`): {lic}{data}.")
+    credits = root / "examples" / "README.md"
+    if with_examples and credits.is_file():
+        # The example inputs carry their own credits (OpenMoji line art: CC BY-SA 4.0).
+        text = credits.read_text("utf-8").replace("# Example inputs", "").strip()
+        lines += ["", "## The example inputs (`examples/`)", "", text]
     lines += [
         "",
         f"## onnxruntime-web {ort_version or ''} (`ort/`)".replace("  ", " "),

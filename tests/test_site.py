@@ -63,6 +63,8 @@ def test_site_files(site: Path) -> None:
     assert "onnxruntime-web 1.30.0" in licences and "Microsoft" in licences
     assert "CC0" in licences, "the label model's licence (from its config) must be listed"
     assert "not stated" in licences, "a model without a licence says so"
+    # Example inputs are copied (test-edges has two), so their credits come along.
+    assert "## The example inputs" in licences and "OpenMoji (openmoji.org)" in licences
     for model in ("test-edges", "test-labels-a"):
         meta = read_metadata(site / "models" / f"{model}.onnx")
         assert meta["weights"] == "fp16", meta
