@@ -5,11 +5,17 @@ The models come from ``models.toml`` (or the file named by ``$PIX2PIX_MODELS``);
 """
 
 import contextlib
+import logging
 
 with contextlib.suppress(ImportError):  # ZeroGPU: import `spaces` before anything touches CUDA
     import spaces  # noqa: F401
 
 from pix2pix.app import build_demo, launch_options
+
+# Model loading is reported as it goes: a first start on a new machine also measures each model's
+# fastest inference path, which takes a while.
+logging.basicConfig(level=logging.INFO, format="pix2pix: %(message)s")
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 demo = build_demo()
 

@@ -135,6 +135,7 @@ class ModelStore:
 
     def _load_one(self, entry: ModelEntry) -> None:
         self._set(entry.id, ModelStatus(LOADING, "loading"))
+        log.info("loading model %s ...", entry.id)
         start = time.perf_counter()
         try:
             served = self._build(entry)
