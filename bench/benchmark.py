@@ -423,16 +423,26 @@ def write_markdown(results: dict, path: Path, command: str) -> None:
             lines.append(f"- {model}: " + ", ".join(f"{k} {v:.1f}" for k, v in r.items()))
     lines.append(f"<!-- /machine: {kind} -->")
     old = path.read_text() if path.is_file() else ""
-    log = old[old.index("## Attempts log") :] if "## Attempts log" in old else "## Attempts log\n"
-    head = old[: old.index("<!-- machine:")] if "<!-- machine:" in old else HEADER
-    sections = re.findall(r"<!-- machine: (.*?) -->\n.*?<!-- /machine: \1 -->", old, re.S)
-    kept = [
-        re.search(rf"<!-- machine: {re.escape(k)} -->\n.*?<!-- /machine: {re.escape(k)} -->",
-                  old, re.S).group(0)
-        for k in sections if k != kind
-    ]  # fmt: skip
-    body = "\n\n".join(["\n".join(lines), *kept])
-    path.write_text(head + body + "\n\n" + log)
+    path.write_text(splice_section(old, kind, "\n".join(lines)))
+
+
+def splice_section(old: str, kind: str, section: str) -> str:
+    """``old`` (PERFORMANCE.md's text) with ``kind``'s machine section replaced by ``section``.
+
+    Everything else is kept as it is: other machines' sections, the browser section, the attempts
+    log. A new kind goes before the attempts log (or at the end).
+    """
+    if not old:
+        return HEADER + section + "\n\n## Attempts log\n"
+    mine = re.compile(
+        rf"<!-- machine: {re.escape(kind)} -->\n.*?<!-- /machine: {re.escape(kind)} -->", re.S
+    )
+    if mine.search(old):
+        return mine.sub(lambda _: section, old, count=1)
+    if "## Attempts log" in old:
+        at = old.index("## Attempts log")
+        return old[:at] + section + "\n\n" + old[at:]
+    return old.rstrip("\n") + "\n\n" + section + "\n"
 
 
 HEADER = """# Performance
