@@ -252,9 +252,7 @@ class Translator:
                     y = self.net(x)
         top, left = (x.shape[-2] - height) // 2, (x.shape[-1] - width) // 2
         y = y[..., top : top + height, left : left + width]
-        pixels = ((y.float() + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
-        pixels = pixels.permute(0, 2, 3, 1).cpu().numpy()  # the one host sync: (B, H, W, C)
-        return [_to_pil(p) for p in pixels]
+        return [_to_pil(p) for p in backends.to_pixels(y)]  # the one host sync
 
 
 def _to_pil(pixels: np.ndarray) -> Image.Image:

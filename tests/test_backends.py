@@ -3,6 +3,7 @@ the choice cached on disk; the real candidates of this machine agree with fp32 e
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -115,6 +116,68 @@ def test_auto_picks_the_fastest_faithful_candidate_and_says_why() -> None:
     # Another shape reuses the choice without measuring again.
     translate(_image(96))
     assert counted.builds == {"slow": 1, "memo": 1, "wrong": 1}
+
+
+def _lingering(run: backends.Runner) -> backends.Runner:
+    """Returns at once (memoised) but leaves a thread busy for 100 ms after each call, as a
+    runtime whose worker threads spin after a run does: the cost lands after the call."""
+    fast = _memo(run)
+
+    def busy() -> None:
+        end = time.perf_counter() + 0.1
+        while time.perf_counter() < end:
+            pass
+
+    def linger(x: torch.Tensor) -> torch.Tensor:
+        y = fast(x)
+        threading.Thread(target=busy, daemon=True).start()
+        return y
+
+    return linger
+
+
+def test_a_cost_that_lands_after_the_call_is_paid_by_its_candidate() -> None:
+    # Timed alone, the lingering candidate looks free; in use, the Translator's 8-bit conversion
+    # right after the call and the next call compete with its thread. The measurement times the
+    # candidate with that conversion, in blocks after an untimed call, so the cost stays with it.
+    counted = _Counted()
+    cands = [
+        backends.Candidate(backends.BASELINE, backends._eager),
+        counted.candidate("lingering", _lingering),
+    ]
+    ctx = backends.Context(_model(), torch.device("cpu"), True, (1, 3, 64, 64), "h")
+    choice, _ = backends.choose(ctx, cands, rounds=3)
+    time.sleep(0.2)  # let the last thread finish before other tests
+    by_name = {m.name: m for m in choice.measurements}
+    assert choice.name == backends.BASELINE, choice.reason
+    assert by_name["lingering"].p50_ms > by_name[backends.BASELINE].p50_ms
+
+
+def test_candidates_are_timed_in_blocks_in_rotating_order() -> None:
+    calls: list[str] = []
+
+    def recording(name: str) -> backends.Candidate:
+        def build(ctx: backends.Context) -> backends.Runner:
+            run = backends._eager(ctx)
+
+            def record(x: torch.Tensor) -> torch.Tensor:
+                calls.append(name)
+                return run(x)
+
+            return record
+
+        return backends.Candidate(name, build)
+
+    ctx = backends.Context(_model(), torch.device("cpu"), True, (1, 3, 32, 32), "h")
+    backends.choose(ctx, [recording(backends.BASELINE), recording("b"), recording("c")],
+                    rounds=3, block=2)  # fmt: skip
+    warmups, timed = calls[:6], calls[6:]  # built and run twice each
+    assert warmups == [backends.BASELINE] * 2 + ["b"] * 2 + ["c"] * 2
+    blocks = [timed[i : i + 3] for i in range(0, len(timed), 3)]
+    assert all(len(set(b)) == 1 for b in blocks)  # one untimed + two timed calls in a row
+    starts = [b[0] for b in blocks]
+    assert starts == [backends.BASELINE, "b", "c", "b", "c", backends.BASELINE,
+                      "c", backends.BASELINE, "b"]  # fmt: skip
 
 
 def test_the_choice_is_cached_per_model_and_machine() -> None:
