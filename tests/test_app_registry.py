@@ -275,3 +275,45 @@ def test_output_files_are_written_once_and_pruned(tmp_path: Path) -> None:
     os.utime(first, (old, old))
     files.prune()
     assert not Path(first).exists() and Path(other).exists()
+
+
+def test_model_runs_on_the_cpu_take_turns(tmp_path: Path) -> None:
+    # Each run uses every core already; two at once would oversubscribe them. Requests for two
+    # different models from two threads must therefore never overlap on the CPU.
+    import threading
+
+    registry = load_registry(write_test_registry(tmp_path))
+    store = ModelStore(registry, device="cpu")
+    store.load(remote="skip")
+    active, overlaps, guard = [0], [0], threading.Lock()
+
+    def watched(real):
+        def run(*args, **kwargs):
+            with guard:
+                active[0] += 1
+                overlaps[0] += active[0] > 1
+            time.sleep(0.02)
+            try:
+                return real(*args, **kwargs)
+            finally:
+                with guard:
+                    active[0] -= 1
+
+        return run
+
+    for model_id in ("test-labels-a", "test-labels-b"):
+        served = store.get(model_id)  # a frozen dataclass: swap its translator for a watched one
+        object.__setattr__(served, "translator", watched(served.translator))
+    outputs: list[Image.Image] = []
+
+    def work(model_id: str) -> None:
+        for _ in range(5):
+            outputs.append(store.translate(model_id, label_image(128)))
+
+    threads = [threading.Thread(target=work, args=(m,)) for m in ("test-labels-a", "test-labels-b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(outputs) == 10 and all(o.size == (128, 128) for o in outputs)
+    assert overlaps[0] == 0
