@@ -15,17 +15,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
+import os
 import platform
-import sys
 import tempfile
-import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.chromium import (
+    CHROMIUM,
+    browser_page,
+    draw_stroke,
+    measure_canvas,
+    open_canvas,
+    select_model,
+    stroke_points,
+    wait_for_choice,
+    wait_for_output,
+)
+from bench.serving import serve, serve_folder
+
 MODELS = ("sketch2product", "facades-patch70")
 SECTION = "## In the visitor's browser (onnxruntime-web)"
 
@@ -45,30 +54,15 @@ def _cpu() -> str:
 def _chromium_version() -> str:
     import subprocess
 
-    out = subprocess.run(["/usr/bin/chromium", "--version"], capture_output=True, text=True)
+    out = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True)
     return out.stdout.strip()
-
-
-def _wait_choice(page, model: str) -> dict:
-    from tests.app_fixtures import CANVAS, canvas_stats
-
-    page.wait_for_function(
-        """([sel, m]) => { const c = document.querySelector(sel + ' .p2p').p2pStats.choice[m];
-                          return c && c.where !== 'pending'; }""",
-        arg=[CANVAS, model],
-        timeout=600_000,
-    )
-    return canvas_stats(page)["choice"][model]
 
 
 def _first_output(page, url: str, model: str) -> dict:
     """Page load -> the model's browser session ready (timed) -> first output of a stroke."""
-    from tests.app_fixtures import CANVAS, draw_stroke, stroke_points, wait_for_output
-
     t0 = time.perf_counter()
-    page.goto(url)
-    page.wait_for_selector(f"{CANVAS} canvas.p2p-canvas", timeout=120_000)
-    choice = _wait_choice(page, model)
+    open_canvas(page, url, timeout=120_000)
+    choice = wait_for_choice(page, model, timeout=600_000)
     ready = time.perf_counter() - t0
     _, version = draw_stroke(page, stroke_points(0, 4), step_ms=0)
     wait_for_output(page, version)
@@ -81,17 +75,12 @@ def _first_output(page, url: str, model: str) -> dict:
 
 
 def _measure(page, model: str, name: str | None, strokes: int) -> dict:
-    from tests.app_fixtures import measure_canvas
-
     r = measure_canvas(page, strokes=strokes, model=(name, model) if name else None)
     r["server_calls_per_stroke"] = r.pop("server_calls") / strokes
     return {k: round(v, 1) for k, v in r.items()}
 
 
 def bench_app(strokes: int) -> dict:
-    sys.path.insert(0, str(ROOT))
-    from tests.app_fixtures import browser_page, serve
-
     results: dict = {"browser": {}, "server": {}}
     with serve(None, remote="skip", browser_mode=True) as server:
         for model in MODELS:  # exports first: cached on disk, so the timings below exclude them
@@ -101,43 +90,23 @@ def bench_app(strokes: int) -> dict:
             results["first_output"] = {default: _first_output(page, server.url, default)}
             for model in MODELS:
                 name = server.app.registry.get(model).name
-                from tests.app_fixtures import select_model
-
                 select_model(page, name, model)
-                choice = _wait_choice(page, model)
+                choice = wait_for_choice(page, model, timeout=600_000)
                 results["browser"][model] = _measure(page, model, None, strokes)
                 results["browser"][model]["where"] = choice["where"]
                 results["browser"][model]["threads"] = choice.get("threads")
                 results["browser"][model]["decided_by"] = choice.get("reason")
             results["isolated"] = page.evaluate("crossOriginIsolated")
     with serve(None, remote="skip", browser_mode=False) as server, browser_page() as page:
-        page.goto(server.url)
-        from tests.app_fixtures import CANVAS
-
-        page.wait_for_selector(f"{CANVAS} canvas.p2p-canvas", timeout=120_000)
+        open_canvas(page, server.url, timeout=120_000)
         for model in MODELS:
             name = server.app.registry.get(model).name
             results["server"][model] = _measure(page, model, name, strokes)
     return results
 
 
-class _Handler(SimpleHTTPRequestHandler):
-    isolation = False
-
-    def end_headers(self) -> None:
-        if self.isolation:
-            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-        super().end_headers()
-
-    def log_message(self, format: str, *args) -> None:
-        pass
-
-
 def bench_site(strokes: int) -> dict:
-    sys.path.insert(0, str(ROOT))
     from pix2pix.site import build_site
-    from tests.app_fixtures import browser_page
 
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -150,26 +119,16 @@ def bench_site(strokes: int) -> dict:
             "ort_wasm_mb": round(wasm_bytes / 1e6, 1),
         }
         for isolation in (True, False):
-            handler = type("Handler", (_Handler,), {"isolation": isolation})
-            httpd = ThreadingHTTPServer(
-                ("127.0.0.1", 0), functools.partial(handler, directory=str(out))
-            )
-            threading.Thread(target=httpd.serve_forever, daemon=True).start()
-            url = f"http://127.0.0.1:{httpd.server_address[1]}/"
             key = "coop_coep" if isolation else "plain"
-            try:
-                with browser_page() as page:
-                    first = _first_output(page, url, MODELS[0])
-                    runs = {}
-                    for model in MODELS:
-                        page.select_option("#p2p-model", model)
-                        choice = _wait_choice(page, model)
-                        runs[model] = _measure(page, model, None, strokes)
-                        runs[model]["threads"] = choice.get("threads")
-                    results[key] = {"first_output": first, "models": runs}
-            finally:
-                httpd.shutdown()
-                httpd.server_close()
+            with serve_folder(out, isolation=isolation) as url, browser_page() as page:
+                first = _first_output(page, url, MODELS[0])
+                runs = {}
+                for model in MODELS:
+                    page.select_option("#p2p-model", model)
+                    choice = wait_for_choice(page, model, timeout=600_000)
+                    runs[model] = _measure(page, model, None, strokes)
+                    runs[model]["threads"] = choice.get("threads")
+                results[key] = {"first_output": first, "models": runs}
     return results
 
 
@@ -251,9 +210,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strokes", type=int, default=10)
     p.add_argument("--write", type=Path, help="replace the browser section of this Markdown file")
     args = p.parse_args(argv)
-    import os
-
-    sys.path.insert(0, str(ROOT))
     from pix2pix.app import browser
 
     results = {

@@ -25,16 +25,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from bench.serving import Server, free_port, serve
 from pix2pix.app.registry import load_registry, registry_path
-from tests.app_fixtures import (
-    PALETTE,
-    Server,
-    free_port,
-    label_image,
-    serve,
-    sketch_image,
-    write_test_registry,
-)
+from tests.app_fixtures import PALETTE, label_image, sketch_image, write_test_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_READY = ["test-edges", "test-photo", "test-labels-a", "test-labels-b", "test-labels-c"]

@@ -13,23 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.app_fixtures import (
+from bench.chromium import (
     CANVAS,
-    PALETTE,
-    Server,
-    browser_page,
+    assert_no_problems,
+    canvas_page,
     canvas_stats,
     draw_stroke,
     measure_canvas,
     output_state,
     select_model,
-    serve,
-    sketch_image,
     stroke_points,
     wait_for_output,
     wait_settled,
-    write_test_registry,
 )
+from bench.serving import Server, serve
+from tests.app_fixtures import PALETTE, sketch_image, write_test_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -45,30 +43,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def page(server: Server) -> Iterator:
     ARTIFACTS.mkdir(exist_ok=True)
-    with browser_page() as page:
-        problems: list[str] = []
-        page.on(
-            "console",
-            lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
-        )
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on(  # aborted requests are normal: event streams closing, superseded fetches
-            "requestfailed",
-            lambda r: (
-                None
-                if r.failure == "net::ERR_ABORTED"
-                else problems.append(f"request failed: {r.url[:120]} ({r.failure})")
-            ),
-        )
-        page.problems = problems
-        page.goto(server.url)
-        page.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
+    with canvas_page(server.url, failed_requests=True) as page:
         yield page
-        page.wait_for_timeout(300)  # let the last requests finish before the page closes
-
-
-def _no_problems(page) -> None:
-    assert not page.problems, "\n".join(page.problems)
 
 
 def _output_png(page) -> str | None:
@@ -88,7 +64,7 @@ def test_no_output_before_the_first_stroke(page) -> None:
     assert page.locator("#upload-result img").count() == 0, "nothing uploaded: no result"
     assert page.locator("#upload-model-input img").count() == 0
     page.get_by_role("tab", name="Draw").click()
-    _no_problems(page)
+    assert_no_problems(page)
 
 
 def test_output_follows_each_stroke_and_updates_while_drawing(page) -> None:
@@ -105,7 +81,7 @@ def test_output_follows_each_stroke_and_updates_while_drawing(page) -> None:
         updates_during.append(during)
     assert max(updates_during) >= 1, f"no update while a stroke was drawn: {updates_during}"
     page.screenshot(path=ARTIFACTS / "draw.png")
-    _no_problems(page)
+    assert_no_problems(page)
 
 
 def test_latency_pointer_up_to_output(page) -> None:
@@ -118,7 +94,7 @@ def test_latency_pointer_up_to_output(page) -> None:
     )
     assert result["p50_ms"] < 2000  # a sanity bound; the real measurement is a benchmark
     assert result["updates_per_s_while_drawing"] > 1
-    _no_problems(page)
+    assert_no_problems(page)
 
 
 def test_undo_and_clear(page) -> None:
@@ -142,7 +118,7 @@ def test_undo_and_clear(page) -> None:
     _, version = draw_stroke(page, stroke_points(5), step_ms=20)
     wait_for_output(page, version)
     assert output_state(page)["shown"], "drawing after Clear shows an output again"
-    _no_problems(page)
+    assert_no_problems(page)
 
 
 def test_label_model_paints_exact_palette_colours(page) -> None:
@@ -169,7 +145,7 @@ def test_label_model_paints_exact_palette_colours(page) -> None:
     )
     assert sorted(colours) == sorted(",".join(map(str, c)) for c in PALETTE)
     page.screenshot(path=ARTIFACTS / "labels.png")
-    _no_problems(page)
+    assert_no_problems(page)
 
 
 def test_examples_load_into_the_canvas(page) -> None:
@@ -177,7 +153,7 @@ def test_examples_load_into_the_canvas(page) -> None:
     version = int(page.locator(f"{CANVAS} .p2p").get_attribute("data-version"))
     page.locator("#examples").get_by_role("button", name="Thumbnail 1 of 2").click()
     assert wait_for_output(page, version + 1) > version
-    _no_problems(page)
+    assert_no_problems(page)
 
 
 def test_photo_model_draws_in_colour(page) -> None:
@@ -195,7 +171,7 @@ def test_photo_model_draws_in_colour(page) -> None:
         CANVAS,
     )
     assert green, "the brush must paint in the chosen colour"
-    _no_problems(page)
+    assert_no_problems(page)
 
 
 def test_upload_translates(page, tmp_path: Path) -> None:
@@ -207,7 +183,7 @@ def test_upload_translates(page, tmp_path: Path) -> None:
     page.locator("#upload-model-input img").wait_for(timeout=30_000)
     page.locator("#upload-result img").wait_for(timeout=30_000)
     page.screenshot(path=ARTIFACTS / "upload.png")
-    _no_problems(page)
+    assert_no_problems(page)
 
 
 def test_compare_runs_every_variant(page) -> None:
@@ -221,7 +197,7 @@ def test_compare_runs_every_variant(page) -> None:
     for label in ("1x1 variant", "70x70 variant", "L1 variant"):
         assert label in text
     page.screenshot(path=ARTIFACTS / "compare.png")
-    _no_problems(page)
+    assert_no_problems(page)
 
 
 def test_about_and_full_page_screenshot(page) -> None:
@@ -240,4 +216,4 @@ def test_about_and_full_page_screenshot(page) -> None:
     page.screenshot(path=ARTIFACTS / "app.png", full_page=True)
     stats = canvas_stats(page)
     assert stats["errors"] == 0
-    _no_problems(page)
+    assert_no_problems(page)

@@ -11,8 +11,6 @@ so, they are not skipped.
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,25 +18,29 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pix2pix.app import browser
-from tests.app_fixtures import (
+from bench.chromium import (
     CANVAS,
-    Server,
-    browser_page,
+    assert_no_problems,
+    canvas_page,
     canvas_stats,
     draw_stroke,
     output_state,
+    png_pixels,
     select_model,
-    serve,
     stroke_points,
+    wait_for_choice,
     wait_for_output,
     wait_settled,
-    write_test_registry,
+    watch,
 )
+from bench.serving import Server, serve
+from pix2pix.app import browser
+from tests.app_fixtures import write_test_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 EXPORT_TIMEOUT = 240_000  # ms: the first export of a model (torch.onnx, checked) on a busy CPU
+PAGE_TIMEOUT = 120_000  # ms: the first exports share a busy CPU with the page
 
 
 @pytest.fixture(scope="module")
@@ -51,47 +53,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield running
 
 
-def _watch(page) -> None:
-    page.set_default_timeout(120_000)  # the first exports share a busy CPU with the page
-    problems: list[str] = []
-    page.on(
-        "console",
-        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
-    )
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.problems = problems
-    page.requests = []
-    page.on("request", lambda r: page.requests.append(r.url))
-
-
 @pytest.fixture(scope="module")
 def page(server: Server) -> Iterator:
     ARTIFACTS.mkdir(exist_ok=True)
-    with browser_page() as page:
-        _watch(page)
-        page.goto(server.url)
-        page.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
+    with canvas_page(server.url, timeout_ms=PAGE_TIMEOUT) as page:
         yield page
-        page.wait_for_timeout(300)
-
-
-def _no_problems(page) -> None:
-    assert not page.problems, "\n".join(page.problems)
 
 
 def _choice(page, model: str) -> dict:
-    page.wait_for_function(
-        """([sel, m]) => { const c = document.querySelector(sel + ' .p2p').p2pStats.choice[m];
-                          return c && c.where !== 'pending'; }""",
-        arg=[CANVAS, model],
-        timeout=EXPORT_TIMEOUT,
-    )
-    return canvas_stats(page)["choice"][model]
-
-
-def _decode(data_url: str) -> np.ndarray:
-    raw = base64.b64decode(data_url.split(",", 1)[1])
-    return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"), dtype=np.int16)
+    return wait_for_choice(page, model, timeout=EXPORT_TIMEOUT)
 
 
 def _drawing(page) -> str:
@@ -104,7 +74,7 @@ def test_page_is_cross_origin_isolated_and_picks_the_browser(page) -> None:
     assert choice["where"] == "browser", choice
     assert choice["backend"] == "wasm" and choice["threads"] >= 1, choice
     assert choice["browserMs"] > 0 and choice["serverMs"] > 0, choice
-    _no_problems(page)
+    assert_no_problems(page)
 
 
 def test_strokes_send_no_request_to_the_server(page) -> None:
@@ -124,7 +94,7 @@ def test_strokes_send_no_request_to_the_server(page) -> None:
     assert state["label"].startswith("in your browser · WASM"), state["label"]
     assert state["label"].endswith(" ms"), state["label"]
     page.screenshot(path=ARTIFACTS / "draw-in-browser.png")
-    _no_problems(page)
+    assert_no_problems(page)
 
 
 @pytest.mark.parametrize(
@@ -140,8 +110,8 @@ def test_browser_output_equals_the_server_translation(page, server, name, model)
     )
     state = output_state(page)
     assert state["where"] == "browser"
-    browser_pixels = _decode(state["png"])
-    drawing = _decode(_drawing(page))
+    browser_pixels = png_pixels(state["png"])
+    drawing = png_pixels(_drawing(page))
     assert (drawing != drawing[0, 0]).any(), "the stroke must be in the drawing"
     served = server.app.store.get(model)
     expected = np.asarray(
@@ -151,7 +121,7 @@ def test_browser_output_equals_the_server_translation(page, server, name, model)
     assert browser_pixels.shape == expected.shape == (served.size, served.size, 3)
     diff = np.abs(browser_pixels - expected)
     assert diff.max() <= 2, f"largest difference {diff.max()}/255, mean {diff.mean():.3f}"
-    _no_problems(page)
+    assert_no_problems(page)
 
 
 def _next_result(page, where: str) -> None:
@@ -176,14 +146,14 @@ def test_a_seed_runs_on_the_server(page) -> None:
     page.get_by_role("button", name="Fixed").click()
     _next_result(page, "browser")
     assert "in your browser" in output_state(page)["label"]
-    _no_problems(page)
+    assert_no_problems(page)
 
 
 def test_falls_back_to_the_server_when_onnxruntime_web_cannot_load(page, server) -> None:
     context = page.context.browser.new_context(viewport={"width": 1280, "height": 1000})
     try:
-        other = context.new_page()
-        _watch(other)
+        other = watch(context.new_page())
+        other.set_default_timeout(PAGE_TIMEOUT)
         # onnxruntime-web's files cannot be had: the worker's importScripts fails.
         other.route("**/p2p/ort/**", lambda route: route.fulfill(status=404, body="gone"))
         other.goto(server.url)

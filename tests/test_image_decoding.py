@@ -23,11 +23,12 @@ import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from bench.serving import Server, serve
 from pix2pix import edges, imageio, load_generator, translate
 from pix2pix.app.imaging import open_image
 from pix2pix.hub import save_generator
 from pix2pix.inference import Translator
-from tests.app_fixtures import Server, serve, tiny_model, write_test_registry
+from tests.app_fixtures import tiny_model, write_test_registry
 from train.classifier import read_image as classifier_read
 from train.data import PairedDataset
 from train.evaluate import evaluate

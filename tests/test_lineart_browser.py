@@ -7,16 +7,21 @@ Each drawing and the output the page showed are saved to test-artifacts/doodles/
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from tests.app_fixtures import CANVAS, Server, browser_page, draw_stroke, serve, wait_for_output
+from bench.chromium import (
+    CANVAS,
+    assert_no_problems,
+    browser_page,
+    decode_png,
+    draw_stroke,
+    wait_for_output,
+)
+from bench.serving import Server, serve
 from train.doodles import DOODLES
 from train.report_lineart import doodle_scores
 
@@ -42,11 +47,6 @@ _GRAB = """(sel) => {
 }"""
 
 
-def _png(url: str) -> Image.Image:
-    assert url.startswith("data:image/png;base64,"), url[:60]
-    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
     with serve(None, remote="skip") as running:
@@ -56,13 +56,6 @@ def server() -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def page(server: Server) -> Iterator:
     with browser_page() as page:
-        problems: list[str] = []
-        page.on(
-            "console",
-            lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
-        )
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.problems = problems
         page.goto(server.url)
         page.wait_for_function(
             "([sel, id]) => document.querySelector(sel + ' .p2p')?.dataset.model === id",
@@ -76,7 +69,7 @@ def page(server: Server) -> Iterator:
 def test_default_model_and_pen_width_match_the_training_line_art(page) -> None:
     width = page.locator(f"{CANVAS} input.p2p-size").input_value()
     assert width == "7", f"pen width {width}: the training line art is about 7 px at 256 px"
-    assert not page.problems, "\n".join(page.problems)
+    assert_no_problems(page)
 
 
 def test_doodles_drawn_with_the_mouse_come_out_in_colour(page) -> None:
@@ -89,7 +82,7 @@ def test_doodles_drawn_with_the_mouse_come_out_in_colour(page) -> None:
             _, version = draw_stroke(page, stroke, step_ms=4)
         wait_for_output(page, version, timeout=60_000)
         page.wait_for_timeout(150)
-        drawing, output = (_png(u) for u in page.evaluate(_GRAB, CANVAS))
+        drawing, output = (decode_png(u) for u in page.evaluate(_GRAB, CANVAS))
         drawing.save(OUT / f"{name}-input.png")
         output.save(OUT / f"{name}-output.png")
         scores[name] = doodle_scores(drawing, output)
@@ -99,4 +92,4 @@ def test_doodles_drawn_with_the_mouse_come_out_in_colour(page) -> None:
     colour = {n: s["colourfulness"] for n, s in scores.items()}
     assert min(lines.values()) > 0.7, f"lines lost: {lines}"
     assert np.median(list(colour.values())) > 12, f"outputs nearly grey: {colour}"
-    assert not page.problems, "\n".join(page.problems)
+    assert_no_problems(page)

@@ -28,3 +28,21 @@ def test_readme_python_example_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out.png").is_file()
+
+
+def test_front_matter_preloads_only_hub_models_of_models_toml_and_says_so() -> None:
+    """Each repo the Space front matter preloads is a Hub model of models.toml, and the README's
+    text says that it is preloaded (the bundled-models table does not list it)."""
+    from huggingface_hub import metadata_load
+
+    from pix2pix.app.registry import load_registry
+
+    front = metadata_load(ROOT / "README.md")
+    preloaded = {line.split()[0] for line in front["preload_from_hub"]}
+    hub = {e.source for e in load_registry(ROOT / "models.toml").models if e.source_kind == "hub"}
+    assert preloaded and preloaded <= hub, preloaded - hub
+    assert set(front["models"]) == preloaded
+    body = (ROOT / "README.md").read_text().split("\n---\n", 1)[1]
+    section = body[body.index("**Not bundled, but preloaded on a Space**") :]
+    for repo in preloaded:
+        assert f"`{repo}`" in section, repo

@@ -4,35 +4,30 @@ it draws and translates in the browser, asks nothing of any other origin, and lo
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import functools
-import io
-import threading
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from pix2pix.export import read_metadata
-from pix2pix.inference import Translator
-from pix2pix.site import main
-from tests.app_fixtures import (
+from bench.chromium import (
     CANVAS,
-    PALETTE,
+    assert_no_problems,
     browser_page,
     canvas_stats,
     draw_stroke,
+    open_canvas,
     output_state,
+    png_pixels,
     stroke_points,
-    tiny_model,
     wait_for_output,
     wait_settled,
-    write_test_registry,
 )
+from bench.serving import serve_folder
+from pix2pix.export import read_metadata
+from pix2pix.inference import Translator
+from pix2pix.site import main
+from tests.app_fixtures import PALETTE, tiny_model, write_test_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -103,51 +98,11 @@ def test_a_model_without_input_kind_is_refused(tmp_path: Path, capsys) -> None:
     assert "no input kind" in capsys.readouterr().err
 
 
-class _Handler(SimpleHTTPRequestHandler):
-    isolation = False
-
-    def end_headers(self) -> None:
-        if self.isolation:
-            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-        super().end_headers()
-
-    def log_message(self, format: str, *args) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _http(folder: Path, isolation: bool) -> Iterator[str]:
-    handler = type("Handler", (_Handler,), {"isolation": isolation})
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(folder))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _decode(data_url: str) -> np.ndarray:
-    raw = base64.b64decode(data_url.split(",", 1)[1])
-    return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"), dtype=np.int16)
-
-
 @pytest.mark.parametrize("isolation", [True, False], ids=["coop-coep", "plain"])
 def test_site_draws_and_translates_in_the_browser(site: Path, isolation: bool) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    with _http(site, isolation) as url, browser_page() as page:
-        page.set_default_timeout(120_000)
-        problems: list[str] = []
-        requests: list[str] = []
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
-        page.goto(url)
-        page.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
+    with serve_folder(site, isolation=isolation) as url, browser_page(timeout_ms=120_000) as page:
+        open_canvas(page, url)
         assert page.evaluate("crossOriginIsolated") is isolation
         wait_settled(page)
         assert not output_state(page)["shown"], "nothing drawn: the placeholder shows"
@@ -162,10 +117,10 @@ def test_site_draws_and_translates_in_the_browser(site: Path, isolation: bool) -
             assert choice["threads"] == 1, "without isolation WASM runs on one thread"
 
         # The browser's result against PyTorch on the same drawing (fp16 weights in the site).
-        drawing = _decode(page.locator(f"{CANVAS} .p2p-dl-drawing").get_attribute("href"))
+        drawing = png_pixels(page.locator(f"{CANVAS} .p2p-dl-drawing").get_attribute("href"))
         reference = Translator(tiny_model("edges", seed=1), device="cpu", precision="fp32")
         expected = np.asarray(reference(Image.fromarray(drawing.astype(np.uint8))), np.int16)
-        diff = np.abs(_decode(state["png"]) - expected)
+        diff = np.abs(png_pixels(state["png"]) - expected)
         assert diff.mean() < 1.0 and diff.max() <= 8, (diff.mean(), diff.max())
 
         # The label model, from the picker: exact palette colours, translated in the browser.
@@ -189,7 +144,7 @@ def test_site_draws_and_translates_in_the_browser(site: Path, isolation: bool) -
         )
         page.screenshot(path=ARTIFACTS / f"site-{'isolated' if isolation else 'plain'}.png")
         page.wait_for_timeout(300)
-        foreign = [r for r in requests if not r.startswith(url) and not r.startswith("data:")]
+        foreign = [r for r in page.requests if not r.startswith(url) and not r.startswith("data:")]
         foreign = [r for r in foreign if not r.startswith("blob:")]
         assert foreign == [], f"requests beyond the site's origin: {foreign}"
-        assert problems == [], "\n".join(problems)
+        assert_no_problems(page)

@@ -1,0 +1,337 @@
+"""Debian's chromium (headless, through Playwright) on the app's live canvas: launch a page that
+records every console error, draw strokes with the mouse, read what the output pane shows, and
+measure pointer-up -> new output shown.
+
+Shared by the benchmarks (bench/browser.py, bench/benchmark.py) and the browser tests; it lives in
+bench/ because bench/ never imports tests/ (ARCHITECTURE.md). Never downloads a browser.
+
+From the repository root (Playwright and Debian's chromium needed)::
+
+    python -m bench.chromium --model sketch2product --model facades-patch70 \
+        --screenshot test-artifacts/app.png
+
+or from Python::
+
+    from bench.chromium import browser_page, measure_canvas, open_canvas
+    from bench.serving import serve
+    with serve(remote="skip") as server, browser_page() as page:   # models.toml, local models
+        open_canvas(page, server.url)
+        name = server.app.registry.get("sketch2product").name
+        print(measure_canvas(page, model=(name, "sketch2product")))  # p50/p95 ms, updates/s
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+CANVAS = "#p2p-canvas"
+
+
+def require_chromium() -> None:
+    """Fail (never skip) with the fix when Debian's chromium is missing."""
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(
+            f"{CHROMIUM} not found: the browser tests need Debian's chromium. Install it with "
+            f"`apt-get install -y chromium` (do not run `playwright install`)."
+        )
+
+
+def watch(page: Any, *, failed_requests: bool = False) -> Any:
+    """Record on ``page`` what it reports; returns the page.
+
+    ``page.problems`` (list of str) collects console errors and page errors (uncaught
+    exceptions) and, with ``failed_requests``, requests that failed other than by being aborted
+    (aborts are normal: event streams closing, superseded fetches); a test fails on any of them
+    with :func:`assert_no_problems`. ``page.requests`` lists every URL the page asked for.
+    """
+    problems: list[str] = []
+    page.on(
+        "console",
+        lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    if failed_requests:
+        page.on(
+            "requestfailed",
+            lambda r: (
+                None
+                if r.failure == "net::ERR_ABORTED"
+                else problems.append(f"request failed: {r.url[:120]} ({r.failure})")
+            ),
+        )
+    page.problems = problems
+    page.requests = []
+    page.on("request", lambda r: page.requests.append(r.url))
+    return page
+
+
+def assert_no_problems(page: Any) -> None:
+    """Raise AssertionError listing what :func:`watch` recorded, if anything."""
+    if page.problems:
+        raise AssertionError("\n".join(page.problems))
+
+
+@contextlib.contextmanager
+def browser_page(
+    width: int = 1280,
+    height: int = 1000,
+    *,
+    failed_requests: bool = False,
+    timeout_ms: float | None = None,
+) -> Iterator[Any]:
+    """A Playwright page in headless Debian chromium, watched (see :func:`watch`).
+
+    ``timeout_ms`` replaces Playwright's default of 30 s for every wait on the page."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            if timeout_ms is not None:
+                page.set_default_timeout(timeout_ms)
+            yield watch(page, failed_requests=failed_requests)
+        finally:
+            browser.close()
+
+
+def open_canvas(page: Any, url: str, *, timeout: float | None = None) -> None:
+    """Load ``url`` (the app or the static site) and wait until its drawing canvas is there
+    (``timeout`` in ms; default: the page's)."""
+    page.goto(url)
+    page.wait_for_selector(f"{CANVAS} canvas.p2p-canvas", timeout=timeout)
+
+
+@contextlib.contextmanager
+def canvas_page(
+    url: str, *, failed_requests: bool = False, timeout_ms: float | None = None
+) -> Iterator[Any]:
+    """A :func:`browser_page` opened at ``url`` with its canvas ready; on leaving, waits 300 ms so
+    that the last requests finish before the page closes."""
+    with browser_page(failed_requests=failed_requests, timeout_ms=timeout_ms) as page:
+        open_canvas(page, url)
+        yield page
+        page.wait_for_timeout(300)
+
+
+def decode_png(data_url: str) -> Image.Image:
+    """The RGB image in a ``data:image/png;base64,`` URL (as the page's canvases give them)."""
+    if not data_url.startswith("data:image/png;base64,"):
+        raise ValueError(f"not a PNG data URL: {data_url[:60]!r}")
+    return Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB")
+
+
+def png_pixels(data_url: str) -> np.ndarray:
+    """:func:`decode_png` as an (H, W, 3) int16 array (0..255), so differences do not wrap."""
+    return np.asarray(decode_png(data_url), dtype=np.int16)
+
+
+def canvas_box(page: Any) -> dict[str, float]:
+    """The drawing canvas's bounding box on the page."""
+    box = page.locator(f"{CANVAS} canvas.p2p-canvas").bounding_box()
+    if box is None:
+        raise AssertionError("the drawing canvas is not visible")
+    return box
+
+
+def canvas_stats(page: Any) -> dict[str, Any]:
+    """The canvas's own record: latencies (ms), shown updates, server times, errors."""
+    return page.evaluate(
+        "(sel) => { const s = document.querySelector(sel + ' .p2p').p2pStats;"
+        " return JSON.parse(JSON.stringify(s)); }",
+        CANVAS,
+    )
+
+
+def wait_for_output(page: Any, version: int | None = None, timeout: float = 30_000) -> int:
+    """Wait until the output shows the drawing of ``version`` or later (default: the current
+    one); returns the version shown."""
+    return page.wait_for_function(
+        """([sel, v]) => {
+            const root = document.querySelector(sel + ' .p2p');
+            const out = document.querySelector(sel + ' .p2p-out');
+            const want = v === null ? Number(root.dataset.version || 0) : v;
+            const shown = Number(root.dataset.shown ?? -1);
+            return shown >= want && !out.hidden ? shown : false;
+        }""",
+        arg=[CANVAS, version],
+        timeout=timeout,
+    ).json_value()
+
+
+def wait_settled(page: Any, version: int | None = None, timeout: float = 30_000) -> int:
+    """Wait until the output pane reflects the drawing of ``version`` or later (default: the
+    current one), as a translation or, for a blank drawing, the placeholder; returns that version.
+    """
+    return page.wait_for_function(
+        """([sel, v]) => {
+            const root = document.querySelector(sel + ' .p2p');
+            const want = v === null ? Number(root.dataset.version || 0) : v;
+            const settled = Number(root.dataset.settled ?? -1);
+            return settled >= want ? settled : false;
+        }""",
+        arg=[CANVAS, version],
+        timeout=timeout,
+    ).json_value()
+
+
+def output_state(page: Any) -> dict[str, Any]:
+    """What the output pane shows: {shown: bool, placeholder: bool, png: data URL or None,
+    where: 'browser' | 'server' | None, label: the text under it}."""
+    return page.evaluate(
+        """(sel) => {
+            const root = document.querySelector(sel + ' .p2p');
+            const out = root.querySelector('.p2p-out');
+            const ph = root.querySelector('.p2p-placeholder');
+            return { shown: !out.hidden, placeholder: !ph.hidden,
+                     png: out.hidden ? null : out.toDataURL('image/png'),
+                     where: out.hidden ? null : (root.dataset.result || null),
+                     label: root.querySelector('.p2p-status').textContent };
+        }""",
+        CANVAS,
+    )
+
+
+def draw_stroke(
+    page: Any, points: list[tuple[float, float]], *, step_ms: float = 16
+) -> tuple[int, int]:
+    """Draw one stroke through ``points`` (fractions of the canvas) with the mouse.
+
+    Returns (shown updates while the stroke was in progress, canvas version at pointer-up).
+    """
+    box = canvas_box(page)
+
+    def at(p: tuple[float, float]) -> tuple[float, float]:
+        return box["x"] + p[0] * box["width"], box["y"] + p[1] * box["height"]
+
+    before = len(canvas_stats(page)["shown"])
+    page.mouse.move(*at(points[0]))
+    page.mouse.down()
+    for i, p in enumerate(points[1:]):
+        if i and step_ms:
+            page.wait_for_timeout(step_ms)
+        page.mouse.move(*at(p), steps=2)
+    page.mouse.up()
+    version = int(page.locator(f"{CANVAS} .p2p").get_attribute("data-version"))
+    during = sum(1 for s in canvas_stats(page)["shown"][before:] if s["during"])
+    return during, version
+
+
+def stroke_points(i: int, n: int = 12) -> list[tuple[float, float]]:
+    """A wavy line across the canvas, different for each ``i``."""
+    y0 = 0.15 + 0.7 * ((i * 0.37) % 1)
+    return [(0.1 + 0.8 * k / (n - 1), y0 + 0.05 * np.sin(k + i)) for k in range(n)]
+
+
+def measure_canvas(
+    page: Any, *, strokes: int = 10, model: tuple[str, str] | None = None, stroke_ms: float = 600
+) -> dict[str, float]:
+    """Draw ``strokes`` strokes; returns pointer-up -> new output shown latency (p50, p95 in
+    ms, measured in the page), output updates per second while a stroke is in progress, and the
+    median time the server spent per request (decode, model, encode) or the browser per model run,
+    and how many requests the canvas sent to the server meanwhile.
+
+    ``model`` (display name, id) is selected in the picker first when given. Each stroke lasts about
+    ``stroke_ms``; the next starts once the previous one's output is shown.
+    """
+    if model is not None:
+        select_model(page, *model)
+    wait_settled(page)
+    start_stats = canvas_stats(page)
+    first_latency = len(start_stats["latencies"])
+    first_server = len(start_stats["serverMs"])
+    first_browser = len(start_stats["browserMs"])
+    updates, drawing_s = 0, 0.0
+    n = 12
+    for i in range(strokes):
+        t0 = time.perf_counter()
+        during, version = draw_stroke(page, stroke_points(i, n), step_ms=stroke_ms / n)
+        drawing_s += time.perf_counter() - t0
+        updates += during
+        wait_for_output(page, version)
+    stats = canvas_stats(page)
+    latencies = stats["latencies"][first_latency:]
+    server_ms = stats["serverMs"][first_server:] or [float("nan")]
+    browser_ms = stats["browserMs"][first_browser:] or [float("nan")]
+    return {
+        "strokes": strokes,
+        "p50_ms": statistics.median(latencies),
+        "p95_ms": float(np.percentile(latencies, 95)),
+        "max_ms": max(latencies),
+        "updates_per_s_while_drawing": updates / drawing_s,
+        "server_ms_p50": statistics.median(server_ms),
+        "browser_run_ms_p50": statistics.median(browser_ms),
+        "server_calls": stats["serverCalls"] - start_stats["serverCalls"],
+    }
+
+
+def select_model(page: Any, name: str, model_id: str) -> None:
+    """Choose a model in the picker by its display name; wait until the canvas uses it."""
+    page.get_by_label("Model", exact=True).first.click()
+    page.get_by_role("option", name=name).first.click()
+    page.wait_for_function(
+        "([sel, id]) => document.querySelector(sel + ' .p2p').dataset.model === id",
+        arg=[CANVAS, model_id],
+    )
+
+
+def wait_for_choice(page: Any, model: str, timeout: float | None = None) -> dict[str, Any]:
+    """Wait until the canvas has decided where ``model`` runs (browser or server; it exports,
+    downloads and times the model first); returns its record of that choice. ``timeout`` in ms."""
+    page.wait_for_function(
+        """([sel, m]) => { const c = document.querySelector(sel + ' .p2p').p2pStats.choice[m];
+                          return c && c.where !== 'pending'; }""",
+        arg=[CANVAS, model],
+        timeout=timeout,
+    )
+    return canvas_stats(page)["choice"][model]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure the live canvas in headless chromium for some models of a registry."""
+    import argparse
+    import json
+
+    from bench.serving import serve
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--registry", type=Path, help="registry file (default: models.toml)")
+    p.add_argument("--model", action="append", help="model id (repeatable; default: the first)")
+    p.add_argument("--strokes", type=int, default=10)
+    p.add_argument("--screenshot", type=Path, help="save a full-page screenshot here at the end")
+    args = p.parse_args(argv)
+    with serve(args.registry, remote="skip") as server, browser_page() as page:
+        open_canvas(page, server.url)
+        print(f"start-up (load, warm up, launch): {server.startup_s:.1f} s")
+        for model_id in args.model or [server.app.default_model()]:
+            name = server.app.registry.get(model_id).name
+            result = measure_canvas(page, strokes=args.strokes, model=(name, model_id))
+            print(model_id, json.dumps({k: round(v, 1) for k, v in result.items()}))
+        if args.screenshot:
+            page.screenshot(path=args.screenshot, full_page=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
