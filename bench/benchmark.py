@@ -262,8 +262,7 @@ def bench_app(runs: int) -> dict:
     """End-to-end /translate latency through gradio_client and the app's peak memory."""
     from gradio_client import Client, handle_file
 
-    sys.path.insert(0, str(ROOT))
-    from tests.app_fixtures import free_port
+    from bench.serving import free_port
 
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1"}
@@ -302,8 +301,8 @@ def bench_app(runs: int) -> dict:
 
 def bench_browser(strokes: int, screenshot: Path | None) -> dict:
     """Pointer-up to new output shown, and updates/s while drawing, in headless Chromium."""
-    sys.path.insert(0, str(ROOT))
-    from tests.app_fixtures import CANVAS, browser_page, measure_canvas, serve
+    from bench.chromium import CANVAS, browser_page, measure_canvas
+    from bench.serving import serve
 
     results = {}
     with serve(None, remote="skip") as server, browser_page() as page:

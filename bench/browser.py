@@ -35,7 +35,7 @@ from bench.chromium import (
 )
 from bench.serving import serve, serve_folder
 
-MODELS = ("sketch2product", "facades-patch70")
+MODELS = ("lineart2color", "sketch2product", "facades-patch70")  # the app's default first
 SECTION = "## In the visitor's browser (onnxruntime-web)"
 
 
@@ -138,9 +138,8 @@ def markdown(r: dict) -> str:
         SECTION,
         "",
         f"`python -m bench.browser --strokes {r['strokes']}` on {m['cpu']}, {m['cores']} vCPU, "
-        f"{m['chromium']} headless, onnxruntime-web {m['ort']}, {r['date']}. The CPU was shared "
-        "with training jobs and other test runs while this ran: figures are noisy, and slower "
-        "than on an idle machine. Page served from 127.0.0.1; exports made (and cached) first.",
+        f"{m['chromium']} headless, onnxruntime-web {m['ort']}, {r['date']}. {r.get('note', '')} "
+        "Page served from 127.0.0.1; exports made (and cached) first.",
         "",
         "| model | where | model run p50 (ms) | pointer-up → output p50 / p95 (ms) "
         "| updates/s while drawing | server requests per stroke |",
@@ -209,12 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--strokes", type=int, default=10)
     p.add_argument("--write", type=Path, help="replace the browser section of this Markdown file")
+    p.add_argument("--note", default="", help="a sentence on the conditions (e.g. the load)")
     args = p.parse_args(argv)
     from pix2pix.app import browser
 
     results = {
         "date": time.strftime("%Y-%m-%d"),
         "strokes": args.strokes,
+        "note": args.note,
         "machine": {
             "cpu": _cpu(),
             "cores": os.cpu_count(),

@@ -12,10 +12,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-# bench/benchmark.py still imports these four from here; drop them once it imports them from
-# bench.chromium / bench.serving (it is being edited elsewhere).
-from bench.chromium import CANVAS, browser_page, measure_canvas  # noqa: F401
-from bench.serving import free_port, serve  # noqa: F401
 from pix2pix import networks
 from pix2pix.hub import Pix2PixGenerator, save_generator
 
