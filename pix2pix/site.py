@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import html
 import json
+import os
 import re
 import shutil
 import sys
@@ -72,7 +73,7 @@ def build_site(
     cannot be drawn for (no input kind, a label model without a palette) or a duplicate id, and
     what ``load_generator`` / ``export_onnx`` raise for a source that cannot be loaded or exported.
     """
-    from pix2pix.app import browser  # the runtime's file lists (imports the app package)
+    from pix2pix.app import browser, ortweb  # the runtime's file lists (imports the app package)
 
     out = Path(out)
     if not sources:
@@ -80,11 +81,18 @@ def build_site(
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} is not empty; pass --overwrite to replace the site in it")
     dist = browser.ort_dist()
+    fix = f"run `make install` (npm ci) in the project, or set ${browser.ORT_DIR_ENV} to its dist/"
+    if dist is None and not os.environ.get(browser.ORT_DIR_ENV):
+        # No npm step ran: the tarball pinned in package-lock.json, fetched once (ortweb.py).
+        not_allowed = ortweb.fetch_wanted()
+        if not_allowed is not None:
+            raise FileNotFoundError(f"onnxruntime-web not found (no fetch: {not_allowed}): {fix}")
+        try:
+            dist = ortweb.fetch(browser.ORT_WASM, optional=browser.ORT_WEBGPU)
+        except (ortweb.FetchError, ValueError) as e:
+            raise FileNotFoundError(f"onnxruntime-web not found, fetch failed ({e}): {fix}") from e
     if dist is None:
-        raise FileNotFoundError(
-            "onnxruntime-web not found: run `make install` (npm ci) in the project, or set "
-            f"${browser.ORT_DIR_ENV} to its dist/ folder"
-        )
+        raise FileNotFoundError(f"onnxruntime-web not found: {fix}")
     if overwrite and out.exists():
         for sub in ("static", "ort", "models", "examples"):
             shutil.rmtree(out / sub, ignore_errors=True)

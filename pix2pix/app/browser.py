@@ -2,8 +2,10 @@
 
 - ``/p2p/static/<file>``: the canvas's worker (``static/runner.js``).
 - ``/p2p/ort/<file>``: onnxruntime-web's WASM (and WebGPU) build, from the npm package pinned in
-  ``package.json`` / ``package-lock.json`` (``npm ci``, run by ``make install``). Nothing is fetched
-  from a CDN: the page needs no network beyond the app. ``$PIX2PIX_ORT_DIR`` points elsewhere.
+  ``package.json`` / ``package-lock.json``: ``node_modules/`` (``npm ci``, run by ``make install``),
+  or ``$PIX2PIX_ORT_DIR``, or, where no npm step runs (a Space), the pinned tarball fetched once at
+  start-up, checked against the lock file's integrity hash and cached (``ortweb.py``). The
+  visitor's page loads nothing from a CDN: it needs no network beyond the app.
 - ``/p2p/models/<id>.onnx``: the model's ONNX export (``pix2pix.export``: dropout off, each image's
   own statistics, checked against PyTorch), made on first request, or ahead by ``prefetch``, and
   cached on disk by a hash of the weights and export settings.
@@ -33,6 +35,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pix2pix.app import ortweb
 from pix2pix.app.service import ModelError, ModelStore, ServedModel
 from pix2pix.hub import cache_dir
 
@@ -43,6 +46,7 @@ ISOLATION_ENV = "PIX2PIX_ISOLATION"  # on (default) | off
 ORT_DIR_ENV = "PIX2PIX_ORT_DIR"
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_JSON = ROOT / "package.json"
+NPM_DIST = ROOT / "node_modules" / "onnxruntime-web" / "dist"  # where `npm ci` puts the build
 STATIC = Path(__file__).with_name("static")
 PREFIX = "p2p"
 # The onnxruntime-web files the canvas loads: the WASM build (always) and the WebGPU build (only
@@ -78,34 +82,130 @@ def pinned_ort_version() -> str | None:
 def ort_dist() -> Path | None:
     """The folder holding onnxruntime-web's WASM build (``dist/`` of the npm package), or None.
 
-    ``$PIX2PIX_ORT_DIR`` if set, else ``node_modules/onnxruntime-web/dist`` next to the project's
-    ``package.json`` (``npm ci`` puts it there).
+    ``$PIX2PIX_ORT_DIR`` if set; else ``node_modules/onnxruntime-web/dist`` next to the project's
+    ``package.json`` (``npm ci`` puts it there); else the copy :func:`start_ort_fetch` fetched
+    into the cache.
     """
     folder = os.environ.get(ORT_DIR_ENV)
-    path = Path(folder) if folder else ROOT / "node_modules" / "onnxruntime-web" / "dist"
-    return path if all((path / name).is_file() for name in ORT_WASM) else None
+    candidates = [Path(folder)] if folder else [NPM_DIST, _fetched_dist()]
+    for path in candidates:
+        if path is not None and ortweb.is_complete(path, ORT_WASM):
+            return path
+    return None
 
 
-def unavailable_reason(wanted: bool | None = None) -> str | None:
-    """Why models cannot run in the browser here, or None when they can.
+def _fetched_dist() -> Path | None:
+    try:
+        return ortweb.cache_folder(ortweb.pinned_tarball())
+    except ValueError:
+        return None
 
-    ``wanted``: False switches browser runs off; None leaves it to ``$PIX2PIX_BROWSER``.
-    """
+
+class OrtFetch:
+    """The one-time fetch of the pinned onnxruntime-web tarball, in a background thread."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None  # why it failed, once it has
+        self.thread = threading.Thread(target=self._run, name="pix2pix-ort-fetch", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            ortweb.fetch(ORT_WASM, optional=ORT_WEBGPU)
+        except (ortweb.FetchError, ValueError, OSError) as e:
+            self.error = str(e)
+            log.warning(
+                "could not fetch onnxruntime-web: %s. The Draw tab runs every model on the "
+                "server. To run models in the browser: restart with network access to the npm "
+                "registry, or run `make install` (npm ci), or set $%s to its dist/ folder.",
+                e,
+                ORT_DIR_ENV,
+            )
+        else:
+            log.info("onnxruntime-web is ready: models can run in visitors' browsers")
+
+    @property
+    def running(self) -> bool:
+        """Whether the fetch is still under way."""
+        return self.thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the fetch to end; True when it has (successfully or not)."""
+        self.thread.join(timeout)
+        return not self.running
+
+
+_FETCHES: dict[Path, OrtFetch] = {}  # one fetch per cache folder per process
+_FETCH_GUARD = threading.Lock()
+
+
+def _current_fetch() -> OrtFetch | None:
+    folder = _fetched_dist()
+    with _FETCH_GUARD:
+        return _FETCHES.get(folder) if folder is not None else None
+
+
+def browser_wanted(wanted: bool | None = None) -> bool:
+    """``wanted`` if given, else whether ``$PIX2PIX_BROWSER`` leaves browser runs on."""
     if wanted is None:
-        wanted = os.environ.get(BROWSER_ENV, "auto").lower() not in ("off", "0", "false", "no")
-    if not wanted:
-        return f"switched off (App(browser_mode=False) or ${BROWSER_ENV}=off)"
-    if ort_dist() is None:
-        return (
-            "onnxruntime-web is not installed: run `make install` (npm ci) or set "
-            f"${ORT_DIR_ENV} to its dist/ folder"
-        )
+        return os.environ.get(BROWSER_ENV, "auto").lower() not in ("off", "0", "false", "no")
+    return wanted
+
+
+def _export_missing() -> str | None:
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError as e:
         return f"the ONNX export needs {e.name}: pip install onnx onnxscript onnxruntime"
+    return None
+
+
+def start_ort_fetch(wanted: bool | None = None) -> OrtFetch | None:
+    """Fetch onnxruntime-web in a background thread, once per process, when browser runs are
+    wanted, the ONNX export can run, onnxruntime-web is not installed, ``$PIX2PIX_ORT_DIR`` is
+    unset and ``ortweb.fetch_wanted`` allows it (``$PIX2PIX_ORT_FETCH``, ``HF_HUB_OFFLINE``).
+
+    Returns the fetch (also one started earlier), or None when there is nothing to fetch or it is
+    not allowed. Call at start-up only: the app opens no connection while answering requests.
+    """
+    if not browser_wanted(wanted) or _export_missing() is not None:
+        return None
+    if os.environ.get(ORT_DIR_ENV) or ort_dist() is not None or ortweb.fetch_wanted():
+        return None
+    folder = _fetched_dist()
+    if folder is None:
+        log.warning("cannot fetch onnxruntime-web: %s is unreadable", ortweb.PACKAGE_LOCK)
+        return None
+    with _FETCH_GUARD:
+        fetch = _FETCHES.get(folder)
+        if fetch is None or (fetch.error is not None and not fetch.running):
+            fetch = _FETCHES[folder] = OrtFetch()
+            fetch.thread.start()
+    return fetch
+
+
+def unavailable_reason(wanted: bool | None = None) -> str | None:
+    """Why models cannot run in the browser here (now), or None when they can.
+
+    ``wanted``: False switches browser runs off; None leaves it to ``$PIX2PIX_BROWSER``.
+    """
+    if not browser_wanted(wanted):
+        return f"switched off (App(browser_mode=False) or ${BROWSER_ENV}=off)"
+    missing = _export_missing()
+    if missing is not None:
+        return missing
+    if ort_dist() is None:
+        fix = f"run `make install` (npm ci) or set ${ORT_DIR_ENV} to its dist/ folder"
+        if os.environ.get(ORT_DIR_ENV):
+            return f"${ORT_DIR_ENV} does not hold onnxruntime-web's WASM build: {fix}"
+        fetch = _current_fetch()
+        if fetch is not None and fetch.running:
+            return "onnxruntime-web is being fetched from the npm registry (pinned, once)"
+        if fetch is not None and fetch.error is not None:
+            return f"onnxruntime-web could not be fetched ({fetch.error}): {fix}"
+        not_fetched = ortweb.fetch_wanted() or "the fetch was not started"
+        return f"onnxruntime-web is not installed and not fetched ({not_fetched}): {fix}"
     return None
 
 
@@ -176,14 +276,18 @@ class OnnxExports:
         return thread
 
 
-def browser_settings(exports: OnnxExports, served: ServedModel) -> dict[str, Any]:
+def browser_settings(exports: OnnxExports, served: ServedModel) -> dict[str, Any] | None:
     """The canvas's ``settings.browser`` for one model: where its ONNX file, onnxruntime-web and
-    the worker are (relative URLs, so that the app works under any root path)."""
+    the worker are (relative URLs, so that the app works under any root path); None while
+    onnxruntime-web is not there (still being fetched, or the fetch failed)."""
+    dist = ort_dist()
+    if dist is None:
+        return None
     return {
         "onnx": f"{PREFIX}/models/{served.entry.id}.onnx?v={exports.key(served)}",
         "ort": f"{PREFIX}/ort/",
         "worker": f"{PREFIX}/static/{WORKER}",
-        "webgpu": all((ort_dist() or STATIC / "none" / n).is_file() for n in ORT_WEBGPU),
+        "webgpu": ortweb.is_complete(dist, ORT_WEBGPU),
     }
 
 

@@ -131,17 +131,27 @@ class App:
         self.registry = store.registry
         self.canvas_format = os.environ.get(OUTPUT_FORMAT_ENV, "jpeg")
         self.files = OutputFiles()  # every image handed to Gradio goes through here
-        # Running models in the visitor's browser: why not (None when it can), and the exports.
-        self.browser_off = browser.unavailable_reason(wanted=browser_mode)
-        self.exports = browser.OnnxExports(store) if self.browser_off is None else None
+        # Running models in the visitor's browser: where no npm step ran (a Space), onnxruntime-web
+        # is fetched once now, in the background; until it is there the server answers.
+        self.browser_mode = browser_mode
+        self.ort_fetch = browser.start_ort_fetch(wanted=browser_mode)
+        off = self.browser_off
+        self.exports = (
+            browser.OnnxExports(store) if off is None or self.ort_fetch is not None else None
+        )
         if self.exports is not None:
             # The default model's export is made now (in the background) so that the first
             # visitor's browser gets it at once; the others when first asked for.
             self.exports.prefetch(store.ready_ids()[:1])
-        else:
-            log.info("models run on the server only: %s", self.browser_off)
+        if off is not None:
+            log.info("models run on the server only: %s", off)
         self.blocks = self._build()
         _APPS[self.blocks] = self
+
+    @property
+    def browser_off(self) -> str | None:
+        """Why models cannot run in the visitor's browser now, or None when they can."""
+        return browser.unavailable_reason(wanted=self.browser_mode)
 
     # ----------------------------------------------------------------------------------------
     # Handlers
