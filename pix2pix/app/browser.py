@@ -24,7 +24,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,18 @@ class OrtFetch:
     def __init__(self) -> None:
         self.error: str | None = None  # why it failed, once it has
         self.thread = threading.Thread(target=self._run, name="pix2pix-ort-fetch", daemon=True)
+        self._done = False
+        self._then: list[Callable[[], object]] = []
+        self._guard = threading.Lock()
+
+    def when_ready(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` (in the fetch's thread) once the files are there; never on failure."""
+        with self._guard:
+            if not self._done:
+                self._then.append(callback)
+                return
+        if self.error is None:
+            callback()
 
     def _run(self) -> None:
         try:
@@ -122,6 +134,13 @@ class OrtFetch:
             )
         else:
             log.info("onnxruntime-web is ready: models can run in visitors' browsers")
+        with self._guard:
+            self._done, then = True, self._then
+        for callback in then if self.error is None else ():
+            try:
+                callback()
+            except Exception as e:  # a failing follow-up must not hide the fetch's result
+                log.warning("after fetching onnxruntime-web: %s", e)
 
     @property
     def running(self) -> bool:

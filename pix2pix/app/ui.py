@@ -140,9 +140,14 @@ class App:
             browser.OnnxExports(store) if off is None or self.ort_fetch is not None else None
         )
         if self.exports is not None:
-            # The default model's export is made now (in the background) so that the first
-            # visitor's browser gets it at once; the others when first asked for.
-            self.exports.prefetch(store.ready_ids()[:1])
+            # The default model's export is made now (in the background; after the fetch, if
+            # one runs) so that the first visitor's browser gets it at once; the others when
+            # first asked for.
+            exports, first = self.exports, store.ready_ids()[:1]
+            if self.ort_fetch is None:
+                exports.prefetch(first)
+            else:
+                self.ort_fetch.when_ready(lambda: exports.prefetch(first))
         if off is not None:
             log.info("models run on the server only: %s", off)
         self.blocks = self._build()
