@@ -434,3 +434,60 @@ def test_the_static_site_offline_says_why_it_has_no_runtime(site, tmp_path, monk
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match=r"HF_HUB_OFFLINE is set.*make install"):
         build_site(tmp_path / "site", ["unused"])
+
+
+# --------------------------------------------------------------------------------------------
+# In the browser
+# --------------------------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_the_fetched_runtime_runs_the_model_in_chromium(site, registry, good, tmp_path) -> None:
+    """node_modules hidden: the page loads onnxruntime-web from the fetched copy and runs the
+    model with it (WASM). Requests beyond 127.0.0.1 are blocked; console errors fail the test."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium (no playwright install)")
+    from playwright.sync_api import sync_playwright
+
+    registry.files["/ort.tgz"] = good
+    site(registry.url + "/ort.tgz", sri(good))
+    with serve(write_registry(tmp_path / "app")) as (url, app), sync_playwright() as p:
+        assert app.ort_fetch is not None and app.ort_fetch.wait(60) and app.browser_off is None
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"], headless=True
+        )
+        try:
+            page = chromium.new_page()
+            problems: list[str] = []
+            ort_requests: list[str] = []
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on(
+                "console",
+                lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
+            )
+            page.on("request", lambda r: ort_requests.append(r.url) if "/p2p/ort/" in r.url else 0)
+            local = ("http://127.0.0.1", "data:", "blob:")
+            page.route(
+                "**/*",
+                lambda route: (
+                    route.continue_() if route.request.url.startswith(local) else route.abort()
+                ),
+            )
+            page.goto(url)
+            page.wait_for_function(
+                """() => { const el = document.querySelector('#p2p-canvas .p2p');
+                           const c = el && el.p2pStats && el.p2pStats.choice.tiny;
+                           return c && c.where !== 'pending'; }""",
+                timeout=240_000,
+            )
+            choice = page.evaluate(
+                "document.querySelector('#p2p-canvas .p2p').p2pStats.choice.tiny"
+            )
+            assert page.evaluate("crossOriginIsolated")
+        finally:
+            chromium.close()
+    assert choice["backend"] == "wasm" and choice["browserMs"] is not None, choice
+    assert any(u.endswith("/p2p/ort/ort-wasm-simd-threaded.wasm") for u in ort_requests)
+    assert not [p for p in problems if "ERR_FAILED" not in p], problems
+    assert registry.requests == ["/ort.tgz"]
