@@ -14,6 +14,8 @@
   multi-threaded WebAssembly needs (SharedArrayBuffer). ``PIX2PIX_ISOLATION=off`` drops them.
 
 ``PIX2PIX_BROWSER=off`` keeps every model on the server (the canvas then never loads the runtime).
+``PIX2PIX_ORT_FETCH=off`` (or ``HF_HUB_OFFLINE=1``) never fetches onnxruntime-web; while it is
+missing or being fetched, the canvas uses the server.
 """
 
 from __future__ import annotations
@@ -123,8 +125,8 @@ class OrtFetch:
     def _run(self) -> None:
         try:
             ortweb.fetch(ORT_WASM, optional=ORT_WEBGPU)
-        except (ortweb.FetchError, ValueError, OSError) as e:
-            self.error = str(e)
+        except Exception as e:  # any failure leaves the app on the server, with the reason
+            self.error = str(e) if isinstance(e, ortweb.FetchError) else f"{type(e).__name__}: {e}"
             log.warning(
                 "could not fetch onnxruntime-web: %s. The Draw tab runs every model on the "
                 "server. To run models in the browser: restart with network access to the npm "

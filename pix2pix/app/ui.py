@@ -148,7 +148,9 @@ class App:
                 exports.prefetch(first)
             else:
                 self.ort_fetch.when_ready(lambda: exports.prefetch(first))
-        if off is not None:
+        if off is not None and self.ort_fetch is not None:
+            log.info("models run on the server until onnxruntime-web is fetched")
+        elif off is not None:
             log.info("models run on the server only: %s", off)
         self.blocks = self._build()
         _APPS[self.blocks] = self
