@@ -9,7 +9,6 @@ with the reason and never stops the app.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -251,21 +250,8 @@ def _run(
     outputs = []
     for model_id in model_ids:
         served = store.get(model_id)
-        inputs = [served.prepare(image)]
-        with _device_lock(store.device):
-            outputs.append(served.translator(inputs, seed=seed)[0])
+        outputs.append(served.translator([served.prepare(image)], seed=seed)[0])
     return outputs
-
-
-# One model run at a time per CPU process: each run already uses every core (PyTorch's and ONNX
-# Runtime's thread pools), and two at once oversubscribe them; PyTorch's OpenMP threads then wait
-# on each other at every layer (see docs/PERFORMANCE.md, attempts log: concurrent requests). GPUs
-# queue work by themselves, so CUDA runs are not serialised here.
-_CPU_RUN = threading.Lock()
-
-
-def _device_lock(device: torch.device) -> contextlib.AbstractContextManager:
-    return _CPU_RUN if device.type == "cpu" else contextlib.nullcontext()
 
 
 def photo_edges(
