@@ -13,7 +13,7 @@ from torch import nn
 from pix2pix import export, networks
 from pix2pix.hub import Pix2PixGenerator, save_generator
 
-onnx = pytest.importorskip("onnx", reason="onnx is a test dependency (requirements-dev.txt)")
+onnx = pytest.importorskip("onnx", reason="onnx is in requirements.txt")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is a test dependency")
 
 # (registry name, kwargs, two check shapes (B, H, W) at the network's multiple)
