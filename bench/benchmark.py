@@ -280,6 +280,16 @@ def bench_app(runs: int) -> dict:
         if client is None:
             raise RuntimeError("the app did not start within 180 s")
         ready = time.perf_counter() - started
+        # The default model's export for the browser runs in the background from the start;
+        # asking for the file waits for it. Timed, then out of the way of the timings below.
+        export_s = None
+        with contextlib.suppress(Exception):
+            import httpx
+
+            default = client.predict(api_name="/models")[0]["id"]
+            url = f"http://127.0.0.1:{port}/p2p/models/{default}.onnx"
+            httpx.get(url, timeout=600).raise_for_status()
+            export_s = time.perf_counter() - started
         sketch = ROOT / "examples" / "sketch2product" / "sneaker.png"
         results = {}
         for model, path in (
@@ -296,7 +306,12 @@ def bench_app(runs: int) -> dict:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    return {"ready_seconds": ready, "translate_via_gradio_client": results, "peak_rss_mb": peak}
+    return {
+        "ready_seconds": ready,
+        "default_export_ready_seconds": export_s,
+        "translate_via_gradio_client": results,
+        "peak_rss_mb": peak,
+    }
 
 
 def bench_browser(strokes: int, screenshot: Path | None) -> dict:
@@ -423,8 +438,17 @@ def write_markdown(results: dict, path: Path, command: str) -> None:
         ]
     if "app" in results:
         a = results["app"]
+        export = a.get("default_export_ready_seconds")
+        export_text = (
+            f" The default model's ONNX export for the browser (made in the background from the "
+            f"start) was ready {export:.1f} s after start; the calls below were timed after it."
+            if export is not None
+            else ""
+        )
         lines += ["", "### App", "", f"Ready to serve {a['ready_seconds']:.1f} s after start "
-                  f"(all bundled models loaded and warmed up); peak memory {a['peak_rss_mb']:.0f} MB.", ""]  # fmt: skip
+                  f"(all bundled models loaded and warmed up; the backend choices were cached by "
+                  f"the measurements above); peak memory {a['peak_rss_mb']:.0f} MB.{export_text}",
+                  ""]  # fmt: skip
         for model, t in a["translate_via_gradio_client"].items():
             lines.append(
                 f"- `/translate` via gradio_client, {model}: p50 {t['p50_ms']:.0f} ms, p95 {t['p95_ms']:.0f} ms"
