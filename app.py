@@ -14,8 +14,15 @@ from pix2pix.app import build_demo, launch_options
 
 # Model loading is reported as it goes: a first start on a new machine also measures each model's
 # fastest inference path, which takes a while.
-logging.basicConfig(level=logging.INFO, format="pix2pix: %(message)s")
-logging.getLogger("httpx").setLevel(logging.WARNING)
+# Only this project's loggers speak at INFO; libraries (the ONNX exporter's optimiser passes,
+# httpx) keep to warnings.
+logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+_handler = logging.StreamHandler()
+_handler.setFormatter(logging.Formatter("pix2pix: %(message)s"))
+_ours = logging.getLogger("pix2pix")
+_ours.setLevel(logging.INFO)
+_ours.addHandler(_handler)
+_ours.propagate = False
 
 demo = build_demo()
 

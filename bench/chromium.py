@@ -198,7 +198,7 @@ def wait_settled(page: Any, version: int | None = None, timeout: float = 30_000)
 
 def output_state(page: Any) -> dict[str, Any]:
     """What the output pane shows: {shown: bool, placeholder: bool, png: data URL or None,
-    where: 'browser' | 'server' | None, label: the text under it}."""
+    where: 'browser' | 'server' | None, label: the text under it, why: its tooltip}."""
     return page.evaluate(
         """(sel) => {
             const root = document.querySelector(sel + ' .p2p');
@@ -207,7 +207,8 @@ def output_state(page: Any) -> dict[str, Any]:
             return { shown: !out.hidden, placeholder: !ph.hidden,
                      png: out.hidden ? null : out.toDataURL('image/png'),
                      where: out.hidden ? null : (root.dataset.result || null),
-                     label: root.querySelector('.p2p-status').textContent };
+                     label: root.querySelector('.p2p-status').textContent,
+                     why: root.querySelector('.p2p-status').title };
         }""",
         CANVAS,
     )

@@ -11,6 +11,7 @@ so, they are not skipped.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +94,8 @@ def test_strokes_send_no_request_to_the_server(page) -> None:
     assert state["where"] == "browser", state
     assert state["label"].startswith("in your browser · WASM"), state["label"]
     assert state["label"].endswith(" ms"), state["label"]
+    # The tooltip says why: the measurement that put the model here.
+    assert re.fullmatch(r"Why here: browser \d+ ms vs server \d+ ms\.", state["why"]), state
     page.screenshot(path=ARTIFACTS / "draw-in-browser.png")
     assert_no_problems(page)
 

@@ -148,7 +148,10 @@ class ModelStore:
         with self._guard:
             self._served[entry.id] = served
             self._status[entry.id] = ModelStatus(READY, seconds=seconds)
-        log.info("model %s ready on %s in %.1f s", entry.id, self.device, seconds)
+        choice = served.translator.choice
+        how = "" if choice is None else " (cached choice)" if choice.cached else " (measured now)"
+        log.info("model %s ready on %s in %.1f s; backend %s%s", entry.id, self.device, seconds,
+                 served.translator.backend, how)  # fmt: skip
 
     def _build(self, entry: ModelEntry) -> ServedModel:
         if entry.is_local and not Path(entry.source).exists():

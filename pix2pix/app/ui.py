@@ -152,6 +152,12 @@ class App:
             log.info("models run on the server until onnxruntime-web is fetched")
         elif off is not None:
             log.info("models run on the server only: %s", off)
+        else:
+            log.info(
+                "the canvas may run models in visitors' browsers (onnxruntime-web %s from %s); "
+                "each browser times a run against a server round trip and keeps the faster",
+                browser.pinned_ort_version(), browser.ort_dist(),
+            )  # fmt: skip
         self.blocks = self._build()
         _APPS[self.blocks] = self
 

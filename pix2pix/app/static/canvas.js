@@ -493,9 +493,18 @@ function pix2pixCanvas(element, props, server, watch) {
     dlDrawing.href = url;
   }
 
-  function setStatus(text, error = false) {
+  function setStatus(text, error = false, why = '') {
     statusEl.textContent = text;
+    statusEl.title = why;  // the tooltip: why the model runs where it does
     statusEl.classList.toggle('p2p-error', error);
+  }
+
+  // Why `model` runs where it does, in words (the measurement behind the choice), or ''.
+  function whyHere(model) {
+    const c = stats.choice[model];
+    if (!c) return st.cfg && st.cfg.browser ? 'Not measured yet: the server answers.' : '';
+    if (c.where === 'pending') return 'Measuring whether your browser or the server is faster.';
+    return c.reason ? 'Why here: ' + c.reason + '.' : '';
   }
 
   // --- translation: latest wins --------------------------------------------------------------
@@ -509,7 +518,7 @@ function pix2pixCanvas(element, props, server, watch) {
     setStatus('');
   }
 
-  function showResult(version, draw, where, label) {
+  function showResult(version, draw, where, label, why = '') {
     draw();
     const now = performance.now();
     out.hidden = false; placeholder.hidden = true; dlResult.hidden = false;
@@ -524,7 +533,7 @@ function pix2pixCanvas(element, props, server, watch) {
     root.dataset.shown = version;
     root.dataset.settled = version;
     root.dataset.result = where;
-    setStatus(label);
+    setStatus(label, false, why);
   }
 
   async function viaBrowser(s, version) {
@@ -537,7 +546,8 @@ function pix2pixCanvas(element, props, server, watch) {
     showResult(version, () => {
       out.width = res.width; out.height = res.height;
       outCtx.putImageData(new ImageData(new Uint8ClampedArray(res.pixels), res.width), 0, 0);
-    }, 'browser', 'in your browser · ' + backend + threads + ' · ' + Math.round(res.ms) + ' ms');
+    }, 'browser', 'in your browser · ' + backend + threads + ' · ' + Math.round(res.ms) + ' ms',
+    whyHere(s.model));
   }
 
   async function viaServer(s, version) {
@@ -558,7 +568,8 @@ function pix2pixCanvas(element, props, server, watch) {
     showResult(version, () => {
       out.width = img.naturalWidth; out.height = img.naturalHeight;
       outCtx.drawImage(img, 0, 0);
-    }, 'server', 'on the server · ' + res.label + ' · ' + Math.round(res.ms) + ' ms');
+    }, 'server', 'on the server · ' + res.label + ' · ' + Math.round(res.ms) + ' ms',
+    s.seed != null ? 'Variations (dropout noise) run on the server.' : whyHere(s.model));
   }
 
   async function pump() {
