@@ -194,9 +194,11 @@ def _export_model(
 
 
 def _registry_entry(source: str, registry: str | Path | None) -> Any:
-    """The registry entry ``source`` names, or None when it is not a registry id."""
-    if Path(source).exists() and registry is None:
-        return None
+    """The registry entry ``source`` names (by id, or by the folder of a local entry), or None.
+
+    A folder that a registry entry points at gets that entry's settings (name, pen width, fill,
+    examples), the same as its id would: ``checkpoints/lineart2color`` draws with its 7 px pen.
+    """
     from pix2pix.app.registry import DEFAULT_REGISTRY, load_registry
 
     path = Path(registry) if registry is not None else DEFAULT_REGISTRY
@@ -205,7 +207,14 @@ def _registry_entry(source: str, registry: str | Path | None) -> Any:
             raise FileNotFoundError(f"registry {path} not found")
         return None
     reg = load_registry(path)
-    return reg.get(source) if source in reg.ids else None
+    if source in reg.ids and not (Path(source).exists() and registry is None):
+        return reg.get(source)
+    if Path(source).exists():
+        here = Path(source).resolve()
+        for entry in reg.models:
+            if entry.is_local and Path(entry.source).resolve() == here:
+                return entry
+    return None
 
 
 def _index_html(models: list[SiteModel], title: str) -> str:

@@ -148,3 +148,18 @@ def test_site_draws_and_translates_in_the_browser(site: Path, isolation: bool) -
         foreign = [r for r in foreign if not r.startswith("blob:")]
         assert foreign == [], f"requests beyond the site's origin: {foreign}"
         assert_no_problems(page)
+
+
+def test_a_registry_models_folder_gets_its_registry_settings(tmp_path: Path) -> None:
+    # Built from the folder a registry entry points at, the site uses that entry (name, pen,
+    # examples) as it would for the id: a line-art model keeps its wide pen.
+    registry = write_test_registry(tmp_path / "src")
+    out = tmp_path / "out"
+    folder = tmp_path / "src" / "models" / "edges"
+    assert main([str(out), "--registry", str(registry), "--model", str(folder)]) == 0
+    html = (out / "index.html").read_text()
+    assert '"model": "test-edges"' in html and '"name": "Test edges"' in html
+    assert len(list((out / "examples" / "test-edges").iterdir())) == 2
+    from pix2pix.site import _registry_entry
+
+    assert _registry_entry(str(ROOT / "checkpoints" / "lineart2color"), None).pen == 7
