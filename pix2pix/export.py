@@ -450,8 +450,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "running: BatchNorm's stored statistics",
     )
     p.add_argument("--fp16", action="store_true", help="store weights as float16 (half the file)")
-    p.add_argument("--height", type=int, default=256, help="check input height, pixels")
-    p.add_argument("--width", type=int, default=256, help="check input width, pixels")
+    p.add_argument(
+        "--height", type=int, help="check input height, pixels (default: the training size, or 256)"
+    )
+    p.add_argument(
+        "--width", type=int, help="check input width, pixels (default: the training size, or 256)"
+    )
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
     return p.parse_args(argv)
 
@@ -469,12 +473,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    side = getattr(getattr(model, "task", None), "train_size", None) or 256
     try:
         report = export_onnx(
             model,
             args.out,
-            height=args.height,
-            width=args.width,
+            height=args.height or side,
+            width=args.width or side,
             norm=args.norm,
             fp16=args.fp16,
             opset=args.opset,

@@ -165,7 +165,14 @@ def test_command_line_exports_checks_and_prints_the_difference(tmp_path, capsys)
     assert export.main(args) == 0
     printed = capsys.readouterr().out
     assert "largest difference" in printed and "passed" in printed
+    assert "1x3x64x32" in printed  # the sizes asked for
     assert export.read_metadata(out)["input_kind"] == "edges"
+    # Without sizes, the check runs at the model's training size.
+    task = {"input_kind": "edges", "train_size": 96}
+    small = _generator("unet", {"num_downs": 5, "ngf": 4}, task)
+    save_generator(small, tmp_path / "small")
+    assert export.main([str(tmp_path / "small"), str(tmp_path / "small.onnx")]) == 0
+    assert "on 1x3x96x96" in capsys.readouterr().out
 
     assert export.main([str(tmp_path / "missing"), str(tmp_path / "x.onnx")]) == 2
     assert export.main([str(tmp_path / "model"), str(tmp_path / "x.txt")]) == 2
