@@ -275,3 +275,38 @@ def test_output_files_are_written_once_and_pruned(tmp_path: Path) -> None:
     os.utime(first, (old, old))
     files.prune()
     assert not Path(first).exists() and Path(other).exists()
+
+
+def test_models_serve_at_once_and_take_their_measured_backend_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On the CPU a model serves on PyTorch's rule-of-thumb path as soon as it is loaded; its
+    # fastest path is measured in the background on a copy and then swapped in.
+    import threading
+
+    gate, measure = threading.Event(), ModelStore._measure_one
+
+    def held(self: ModelStore, model_id: str) -> None:
+        gate.wait(60)  # the background measurement waits until the checks below are done
+        measure(self, model_id)
+
+    monkeypatch.setattr(ModelStore, "_measure_one", held)
+    registry = load_registry(write_test_registry(tmp_path))
+    store = ModelStore(registry, device="cpu")
+    assert store.defers_measuring
+    store.load(remote="skip")
+    first = store.get("test-edges").translator
+    assert first.choice is None and first.backend in ("onednn", "eager")  # not measured yet
+    drawing = sketch_image(128)
+    before = store.translate("test-edges", drawing)  # served before any measuring
+    assert not store.wait(0.1)  # the measurement is still to come
+    gate.set()
+    assert store.wait(300)
+    for model_id in store.ready_ids():
+        translator = store.get(model_id).translator
+        assert translator.choice is not None, model_id  # measured (or read from the cache)
+        assert translator.backend == translator.choice.name
+    after = store.translate("test-edges", drawing)
+    diff = np.abs(np.asarray(before, np.int16) - np.asarray(after, np.int16))
+    assert diff.max() <= 1  # the same images on either path
+    assert not ModelStore(registry, device="cpu", precision="fp16").defers_measuring

@@ -9,6 +9,7 @@ with the reason and never stops the app.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import threading
@@ -96,31 +97,77 @@ class ModelStore:
 
     def load(self, *, remote: str = "background") -> None:
         """Load local models now; remote ones now (``startup``), in a thread (``background``),
-        or not at all (``skip``: they are listed as unavailable)."""
+        or not at all (``skip``: they are listed as unavailable).
+
+        On the CPU, models start on PyTorch's rule-of-thumb path (packed oneDNN in fp32) and
+        the fastest path is measured afterwards, one model at a time, in the background thread
+        (``Translator(backend="auto")`` on a copy, then swapped in): a first start on a new
+        machine measures every candidate, and ONNX Runtime's and OpenVINO's need an ONNX export
+        of each model, minutes in all on 2 vCPUs. With the choices cached (later starts) each
+        swap takes a moment. On CUDA the measurement happens at load, as before.
+        """
         if remote not in ("background", "startup", "skip"):
             raise ValueError(f"remote must be 'background', 'startup' or 'skip', got {remote!r}")
         local = [e for e in self.registry.models if e.is_local]
         others = [e for e in self.registry.models if not e.is_local]
         for entry in local:
             self._load_one(entry)
+        later: list[ModelEntry] = []
         if remote == "skip":
             for entry in others:
                 self._set(entry.id, ModelStatus(UNAVAILABLE, "remote models are switched off"))
         elif remote == "startup":
             for entry in others:
                 self._load_one(entry)
-        elif others:
+        else:
+            later = others
+        loaded = [e for e in self.registry.models if e not in later]
+        if later or self.defers_measuring:
+
+            def work() -> None:
+                if self.defers_measuring:
+                    for entry in loaded:
+                        self._measure_one(entry.id)
+                for entry in later:
+                    self._load_one(entry)
+                    if self.defers_measuring:
+                        self._measure_one(entry.id)
+
             self._background = threading.Thread(
-                target=lambda: [self._load_one(e) for e in others],
-                name="pix2pix-model-loader",
-                daemon=True,
+                target=work, name="pix2pix-model-loader", daemon=True
             )
             self._background.start()
 
+    @property
+    def defers_measuring(self) -> bool:
+        """Whether models start on the rule-of-thumb path and are measured in the background."""
+        return self.device.type == "cpu" and self.precision in ("auto", "fp32")
+
+    def _measure_one(self, model_id: str) -> None:
+        """Measure ``model_id``'s fastest path on a copy (``backend="auto"``) and swap it in."""
+        served = self.served(model_id)
+        if served is None:
+            return
+        try:
+            model = copy.deepcopy(served.translator.model)
+            twin = Translator(model, device=self.device, precision=self.precision,
+                              norm=served.entry.norm)  # fmt: skip
+            twin(Image.new("RGB", (served.size, served.size), "white"))
+        except Exception as e:  # the rule-of-thumb path keeps serving
+            log.warning("measuring the backends of %s failed: %s", model_id, e)
+            return
+        with self._guard:
+            if self._served.get(model_id) is served:
+                self._served[model_id] = dataclasses.replace(served, translator=twin)
+        how = "cached choice" if twin.choice is not None and twin.choice.cached else "measured"
+        log.info("model %s now runs on backend %s (%s)", model_id, twin.backend, how)
+
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait for background loading; True when nothing is loading any more."""
+        """Wait for background work (remote models, backend measurement); True when done."""
         if self._background is not None:
             self._background.join(timeout)
+            if self._background.is_alive():
+                return False
         return not self.loading
 
     @property
@@ -167,8 +214,9 @@ class ModelStore:
         size = task.train_size or max(model.size_multiple, 1)
         if size < 32:
             size = DEFAULT_SIZE
+        backend = "torch" if self.defers_measuring else "auto"  # see load()
         translator = Translator(
-            model, device=self.device, precision=self.precision, norm=entry.norm
+            model, device=self.device, precision=self.precision, norm=entry.norm, backend=backend
         )
         # Warm-up: the first pass allocates and picks kernels; do it before the first user waits.
         translator(Image.new("RGB", (size, size), "white"))

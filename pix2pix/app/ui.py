@@ -433,9 +433,10 @@ class App:
             served = self.store.served(entry.id)
             if served is not None:
                 translator = served.translator
-                lines.append(
-                    f"- `{entry.id}`: **{translator.backend}**: {translator.backend_reason}"
-                )
+                reason = translator.backend_reason
+                if translator.choice is None and self.store.defers_measuring:
+                    reason = "PyTorch's rule of thumb until the measurement in the background ends"
+                lines.append(f"- `{entry.id}`: **{translator.backend}**: {reason}")
         return "\n\n### Inference backends on this machine\n" + "\n".join(lines) if lines else ""
 
     def status_view(self, model: str, seed: Any, as_is: bool) -> tuple:
