@@ -10,13 +10,11 @@ pointing ``browser.NPM_DIST`` at a missing folder. Nothing reaches beyond 127.0.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import http.server
 import io
 import json
 import logging
-import socket
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
+from bench.serving import free_port, serve
 from pix2pix.app import browser, ortweb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,12 +110,6 @@ def registry() -> Iterator[Registry]:
     server = Registry()
     yield server
     server.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -319,26 +312,6 @@ def write_registry(folder: Path) -> Path:
     return folder / "registry.toml"
 
 
-@contextlib.contextmanager
-def serve(registry_file: Path) -> Iterator[tuple[str, object]]:
-    """The real app (browser runs wanted) on a free port of 127.0.0.1: yields (url, App)."""
-    from pix2pix.app import App, create_store, launch_options, load_registry
-
-    app = App(create_store(load_registry(registry_file), remote="skip"), browser_mode=True)
-    options = launch_options(app.blocks)
-    _, url, _ = app.blocks.launch(
-        server_name="127.0.0.1",
-        server_port=free_port(),
-        prevent_thread_lock=True,
-        quiet=True,
-        app_kwargs=options["app_kwargs"],
-    )
-    try:
-        yield url.rstrip("/"), app
-    finally:
-        app.blocks.close()
-
-
 def translate_through_the_api(url: str, tmp_path: Path) -> Image.Image:
     from gradio_client import Client, handle_file
 
@@ -359,7 +332,8 @@ def test_the_app_fetches_at_start_serves_the_copy_and_reuses_it(
     site(registry.url + "/ort.tgz", sri(good))
     registry_file = write_registry(tmp_path / "app")
     caplog.set_level(logging.INFO, logger="pix2pix.app")
-    with serve(registry_file) as (url, app):
+    with serve(registry_file, remote="skip", browser_mode=True) as server:
+        url, app = server.url.rstrip("/"), server.app
         assert app.ort_fetch is not None and app.ort_fetch.wait(60)
         assert app.ort_fetch.error is None
         assert app.browser_off is None
@@ -379,7 +353,9 @@ def test_the_app_fetches_at_start_serves_the_copy_and_reuses_it(
     assert registry.requests == ["/ort.tgz"]
     assert "fetching onnxruntime-web" in caplog.text and "MB" in caplog.text
 
-    with serve(registry_file) as (url, app):  # a second start: the cache, no request
+    # A second start: the cache, no request.
+    with serve(registry_file, remote="skip", browser_mode=True) as server:
+        url, app = server.url.rstrip("/"), server.app
         assert app.ort_fetch is None and app.browser_off is None
         response = httpx.get(f"{url}/p2p/ort/{browser.ORT_WASM[2]}", timeout=30)
         assert response.content == (INSTALLED / "dist" / browser.ORT_WASM[2]).read_bytes()
@@ -394,7 +370,8 @@ def test_a_failed_fetch_keeps_the_app_translating_on_the_server(
     integrity = sri(b"other bytes") if problem == "integrity" else sri(good)
     site(registry.url + ("/ort.tgz" if problem == "integrity" else "/gone.tgz"), integrity)
     caplog.set_level(logging.INFO, logger="pix2pix.app")
-    with serve(write_registry(tmp_path / "app")) as (url, app):
+    with serve(write_registry(tmp_path / "app"), remote="skip", browser_mode=True) as server:
+        url, app = server.url.rstrip("/"), server.app
         assert app.ort_fetch is not None and app.ort_fetch.wait(60)
         reason = app.browser_off
         expected = "HTTP 404" if problem == "404" else "does not match the integrity hash"
@@ -452,7 +429,11 @@ def test_the_fetched_runtime_runs_the_model_in_chromium(site, registry, good, tm
 
     registry.files["/ort.tgz"] = good
     site(registry.url + "/ort.tgz", sri(good))
-    with serve(write_registry(tmp_path / "app")) as (url, app), sync_playwright() as p:
+    with (
+        serve(write_registry(tmp_path / "app"), remote="skip", browser_mode=True) as server,
+        sync_playwright() as p,
+    ):
+        url, app = server.url.rstrip("/"), server.app
         assert app.ort_fetch is not None and app.ort_fetch.wait(60) and app.browser_off is None
         chromium = p.chromium.launch(
             executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"], headless=True
