@@ -191,8 +191,15 @@ def bench_export(model: Pix2PixGenerator) -> list[dict]:
     return rows
 
 
-def bench_training(steps: int, precision: str = "no") -> dict:
-    """``train.train`` images/s against a minimal fp32 eager loop at the same settings."""
+def bench_training(
+    steps: int, precision: str = "no", *, device: str = "cpu", ngf: int = 16, batch: int = 1
+) -> dict:
+    """``train.train`` images/s against a minimal fp32 eager loop at the same settings.
+
+    ``device``: ``"cpu"`` or ``"cuda"`` (``train.train`` is given ``--cpu`` for the former);
+    ``ngf`` / ``batch``: the generator's and discriminator's width and the batch size (unet_256,
+    70x70 PatchGAN, 256-px crops).
+    """
     from torch.utils.data import DataLoader
 
     from pix2pix import losses
@@ -200,11 +207,12 @@ def bench_training(steps: int, precision: str = "no") -> dict:
     from train.datasets.synthetic_facades import generate
 
     with tempfile.TemporaryDirectory() as tmp:
-        data = generate(Path(tmp) / "data", splits=(16, 0, 0), seed=0, size=256)
+        data = generate(Path(tmp) / "data", splits=(max(16, 2 * batch), 0, 0), seed=0, size=256)
         for empty in ("val", "test"):  # a split folder without images is an error for train
             with contextlib.suppress(OSError):
                 (data / empty).rmdir()
-        settings = ["--netG", "unet_256", "--ngf", "16", "--ndf", "16", "--patch", "70"]
+        settings = ["--netG", "unet_256", "--ngf", str(ngf), "--ndf", str(ngf), "--patch", "70",
+                    "--batch-size", str(batch), *(["--cpu"] if device == "cpu" else [])]  # fmt: skip
         start = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "train.train", "--data", str(data), "--out", f"{tmp}/run",
@@ -219,18 +227,20 @@ def bench_training(steps: int, precision: str = "no") -> dict:
         ours = summary.get("images_per_second") or steps / (time.perf_counter() - start)
 
         torch.manual_seed(0)
-        G = networks.init_weights(networks.create_generator("unet_256", ngf=16)).train()
-        D = networks.init_weights(networks.create_discriminator(70, ndf=16)).train()
+        where = torch.device(device)
+        G = networks.init_weights(networks.create_generator("unet_256", ngf=ngf)).train()
+        D = networks.init_weights(networks.create_discriminator(70, ndf=ngf)).train()
+        G, D = G.to(where), D.to(where)
         opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
         # The same data pipeline as train.train (decode, resize 286, crop 256, mirror), so that
         # both figures include it.
         dataset = PairedDataset(data, split="train")
-        batches = itertools.cycle(DataLoader(dataset, batch_size=1, shuffle=True))
+        batches = itertools.cycle(DataLoader(dataset, batch_size=batch, shuffle=True))
 
         def step() -> None:
-            batch = next(batches)
-            a, b = batch["input"], batch["target"]
+            pair = next(batches)
+            a, b = pair["input"].to(where), pair["target"].to(where)
             fake = G(a)
             d_loss = losses.discriminator_loss(
                 D(torch.cat([a, b], 1)), D(torch.cat([a, fake.detach()], 1))
@@ -244,14 +254,16 @@ def bench_training(steps: int, precision: str = "no") -> dict:
             opt_g.zero_grad()
             g_loss.backward()
             opt_g.step()
+            if where.type == "cuda":
+                torch.cuda.synchronize(where)
 
         base = timings(step, runs=steps, warmup=0)  # train.train counts its first steps too
     return {
-        "settings": "unet_256 ngf 16, 70x70 D ndf 16, batch 1, 256 px",
+        "settings": f"unet_256 ngf {ngf}, 70x70 D ndf {ngf}, batch {batch}, 256 px, {device}",
         "precision": precision,
         "train_images_per_s": ours,
-        "baseline_images_per_s": 1000 / base["mean_ms"],
-        "ratio": ours / (1000 / base["mean_ms"]),
+        "baseline_images_per_s": 1000 * batch / base["mean_ms"],
+        "ratio": ours / (1000 * batch / base["mean_ms"]),
         "steps": steps,
         "note": "Both include loading and augmenting the images in the main process "
         "(DataLoader without workers); train.train's figure is its own images/s over the run",

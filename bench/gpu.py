@@ -1,0 +1,264 @@
+"""GPU benchmark: the CUDA paths against plain fp32 eager on the same GPU, in the same run.
+
+    python -m bench.gpu                          # prints a Markdown section and the raw JSON
+    python -m bench.gpu --json out.json --md out.md --train-steps 30
+
+Needs a CUDA GPU (exits with a message otherwise). Measured, per model (the paper's generator,
+unet_256 ngf 64 with batch norm, and bundled 256-px models):
+
+- forward only, batch 1: every CUDA candidate ``Translator(backend="auto")`` measures
+  (``pix2pix.backends.choose``: fp32 eager, fp16 channels-last, fp16 in a captured CUDA graph),
+  timed with the device synchronised, and the one ``auto`` picked;
+- end to end, batch 1: ``Translator`` (PIL in, PIL out) with ``auto`` and with each backend, and
+  the host transfers one request makes (PyTorch's profiler counts the copies);
+- throughput: images/s at batch 1 and batch 64, of fp32 eager on a tensor already on the GPU
+  (the baseline) and of the chosen path (on a tensor, and end to end from PIL images);
+- training: ``train.train`` images/s per mixed precision against a minimal fp32 eager loop with
+  the same networks, losses, optimizers and data pipeline on the same GPU.
+
+fp32 eager is PyTorch's default: cuDNN may use TF32 for convolutions
+(``torch.backends.cudnn.allow_tf32``, on by default), as the reference implementation runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.benchmark import bench_training, paper_generator
+from pix2pix import Translator, backends, load_generator
+from pix2pix.hub import Pix2PixGenerator
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ("lineart2color", "facades-patch70")
+EXPLICIT = ("eager", "cuda-fp16-channels-last", "cuda-graph-fp16")  # Translator(backend=...)
+CUDA_NAMES = tuple(c.name for c in backends.CANDIDATES if c.device_type == "cuda")
+
+
+def _timed(fn: Callable[[], object], *, runs: int, warmup: int = 5) -> dict[str, float]:
+    """p50 / p95 of ``fn`` in ms, the GPU synchronised after each call."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        samples.append(1000 * (time.perf_counter() - t0))
+    samples.sort()
+    return {
+        "p50_ms": round(statistics.median(samples), 3),
+        "p95_ms": round(samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))], 3),
+        "runs": runs,
+    }
+
+
+def _images(count: int, side: int) -> list[Image.Image]:
+    rng = np.random.default_rng(0)
+    return [
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)) for _ in range(count)
+    ]
+
+
+def host_copies(fn: Callable[[], object]) -> dict[str, int]:
+    """Host-to-device and device-to-host copies the CUDA profiler records during ``fn()``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    names = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    return {"HtoD": sum("HtoD" in n for n in names), "DtoH": sum("DtoH" in n for n in names)}
+
+
+def bench_model(name: str, model: Pix2PixGenerator, size: int, runs: int) -> dict:
+    device = torch.device("cuda")
+    shape = (1, model.in_channels, size, size)
+    ctx = backends.Context(model.to(device), device, True, shape, backends.model_hash(model))
+    cands = backends.default_candidates(device)
+    choice, _ = backends.select(ctx, cands)  # measured here: the cache is this run's own
+    forward = {m.name: {"status": m.status, "p50_ms": m.p50_ms, "p95_ms": m.p95_ms,
+                        "psnr_db": m.psnr_db, "note": m.note}
+               for m in choice.measurements}  # fmt: skip
+
+    image = _images(1, size)[0]
+    auto = Translator(model, device=device)
+    auto(image)  # reads the choice just made from the cache
+    end_to_end = {"auto": _timed(lambda: auto(image), runs=runs)}
+    for backend in EXPLICIT:
+        t = Translator(model, device=device, backend=backend)
+        end_to_end[backend] = _timed(lambda t=t: t(image), runs=runs)
+    copies = host_copies(lambda: auto(image))
+
+    # Throughput: fp32 eager on a GPU tensor (the baseline) against the chosen path.
+    eager = backends._eager(ctx)
+    runner = auto._runner_for(shape)
+    through: dict[str, dict] = {}
+    for batch in (1, 64):
+        x = backends.test_input((batch, *shape[1:])).to(device)
+        pics = _images(batch, size)
+        runs_b = runs if batch == 1 else max(5, runs // 4)
+        base = _timed(lambda x=x: eager(x), runs=runs_b)
+        ours = _timed(lambda x=x: backends.to_pixels(runner(x)), runs=runs_b)
+        pil = _timed(lambda p=pics: auto(p), runs=max(3, runs_b // 2), warmup=2)
+        through[f"batch{batch}"] = {
+            "fp32_eager_tensor_images_per_s": round(1000 * batch / base["p50_ms"], 1),
+            "auto_tensor_to_uint8_images_per_s": round(1000 * batch / ours["p50_ms"], 1),
+            "auto_pil_end_to_end_images_per_s": round(1000 * batch / pil["p50_ms"], 1),
+        }
+    b1, b64 = through["batch1"], through["batch64"]
+    return {
+        "model": name,
+        "size": size,
+        "forward_batch1": forward,
+        "auto": auto.backend,
+        "auto_reason": auto.backend_reason,
+        "end_to_end_batch1": end_to_end,
+        "host_copies_per_request": copies,
+        "throughput": through,
+        "batch64_auto_vs_batch1_fp32_eager": round(
+            b64["auto_tensor_to_uint8_images_per_s"] / b1["fp32_eager_tensor_images_per_s"], 2
+        ),
+        "batch64_auto_vs_batch64_fp32_eager": round(
+            b64["auto_tensor_to_uint8_images_per_s"] / b64["fp32_eager_tensor_images_per_s"], 2
+        ),
+    }
+
+
+def machine() -> dict:
+    props = torch.cuda.get_device_properties(0)
+    return {
+        "gpu": torch.cuda.get_device_name(0),
+        "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "python": platform.python_version(),
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    lines = [
+        f"### {m['gpu']} ({m['gpu_memory_gib']} GiB), PyTorch {m['torch']}, CUDA {m['cuda']}, "
+        f"cuDNN {m['cudnn']} ({m['when']})",
+        "",
+        "Forward only, batch 1, ms p50 (device synchronised); PSNR against fp32 eager:",
+        "",
+        "| model | " + " | ".join(CUDA_NAMES) + " | auto picked |",
+        "|---|" + "---|" * (len(CUDA_NAMES) + 1),
+    ]
+    for row in r["inference"]:
+        cells = []
+        for name in CUDA_NAMES:
+            f = row["forward_batch1"].get(name, {})
+            psnr = f.get("psnr_db")
+            quality = "exact" if psnr == float("inf") else f"{psnr:.0f} dB"
+            ok = f.get("status") == "ok"
+            cells.append(f"{f['p50_ms']:.2f} ({quality})" if ok else f.get("status", "-"))
+        lines.append(f"| {row['model']} ({row['size']} px) | " + " | ".join(cells) +
+                     f" | {row['auto']} |")  # fmt: skip
+    lines += [
+        "",
+        "End to end, batch 1 (`Translator`, PIL in, PIL out), ms p50; host copies per request:",
+        "",
+        "| model | auto | " + " | ".join(EXPLICIT) + " | copies HtoD / DtoH |",
+        "|---|" + "---|" * (len(EXPLICIT) + 2),
+    ]
+    for row in r["inference"]:
+        e = row["end_to_end_batch1"]
+        c = row["host_copies_per_request"]
+        lines.append(
+            f"| {row['model']} | {e['auto']['p50_ms']:.2f} | "
+            + " | ".join(f"{e[b]['p50_ms']:.2f}" for b in EXPLICIT)
+            + f" | {c['HtoD']} / {c['DtoH']} |"
+        )
+    lines += [
+        "",
+        "Throughput, images/s (tensor: input already on the GPU, output to 8-bit on the host; "
+        "PIL: `Translator` on a list of images):",
+        "",
+        "| model | fp32 eager b1 | auto b1 | fp32 eager b64 | auto b64 | auto b64 PIL | "
+        "b64 auto / b1 eager | b64 auto / b64 eager |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in r["inference"]:
+        b1, b64 = row["throughput"]["batch1"], row["throughput"]["batch64"]
+        lines.append(
+            f"| {row['model']} | {b1['fp32_eager_tensor_images_per_s']} | "
+            f"{b1['auto_tensor_to_uint8_images_per_s']} | "
+            f"{b64['fp32_eager_tensor_images_per_s']} | {b64['auto_tensor_to_uint8_images_per_s']} "
+            f"| {b64['auto_pil_end_to_end_images_per_s']} | "
+            f"{row['batch64_auto_vs_batch1_fp32_eager']}x | "
+            f"{row['batch64_auto_vs_batch64_fp32_eager']}x |"
+        )
+    if r.get("training"):
+        lines += [
+            "",
+            "Training, `train.train` images/s against the minimal fp32 eager loop (same GPU, "
+            "networks, losses, optimizers, data pipeline without workers):",
+            "",
+            "| settings | mixed precision | train.train | fp32 eager loop | ratio |",
+            "|---|---|---|---|---|",
+        ]
+        for t in r["training"]:
+            lines.append(
+                f"| {t['settings']} | {t['precision']} | {t['train_images_per_s']:.1f} | "
+                f"{t['baseline_images_per_s']:.1f} | {t['ratio']:.2f}x |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--train-steps", type=int, default=30, help="0: no training figures")
+    p.add_argument("--json", type=Path, help="write the raw figures here")
+    p.add_argument("--md", type=Path, help="write the Markdown section here")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("bench.gpu needs a CUDA GPU; none is visible here.", file=sys.stderr)
+        return 2
+    # A cache of this run's own, so that every choice below is measured now.
+    os.environ["PIX2PIX_CACHE"] = tempfile.mkdtemp(prefix="pix2pix-gpu-bench-")
+    results: dict = {"machine": machine(), "inference": [], "training": []}
+    models = [("paper unet_256 ngf 64", paper_generator(), 256)]
+    models += [(n, load_generator(ROOT / "checkpoints" / n), 256) for n in BUNDLED]
+    for name, model, size in models:
+        print(f"inference: {name}", flush=True)
+        results["inference"].append(bench_model(name, model, size, args.runs))
+    if args.train_steps:
+        for ngf, batch in ((64, 1), (64, 16)):
+            for precision in ("no", "bf16", "fp16"):
+                print(f"training: ngf {ngf} batch {batch} {precision}", flush=True)
+                results["training"].append(
+                    bench_training(args.train_steps, precision, device="cuda", ngf=ngf,
+                                   batch=batch)
+                )  # fmt: skip
+    md = markdown(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    if args.md:
+        args.md.write_text(md)
+    print(json.dumps(results, indent=1, default=str))
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
