@@ -29,7 +29,8 @@ install: $(VENV)/.installed node_modules/.installed
 install-dev: $(VENV)/.installed-dev node_modules/.installed
 
 demo: $(VENV)/.installed node_modules/.installed
-	HF_HUB_OFFLINE=1 PIX2PIX_REMOTE=skip $(PY) app.py
+	@# exec: the app replaces the shell, so stopping make (SIGTERM) stops the app too
+	HF_HUB_OFFLINE=1 PIX2PIX_REMOTE=skip exec $(PY) app.py
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
