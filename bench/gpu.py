@@ -167,10 +167,12 @@ def markdown(r: dict) -> str:
         cells = []
         for name in CUDA_NAMES:
             f = row["forward_batch1"].get(name, {})
-            psnr = f.get("psnr_db")
+            if f.get("status") != "ok":
+                cells.append(f.get("status", "-"))
+                continue
+            psnr = f["psnr_db"]
             quality = "exact" if psnr == float("inf") else f"{psnr:.0f} dB"
-            ok = f.get("status") == "ok"
-            cells.append(f"{f['p50_ms']:.2f} ({quality})" if ok else f.get("status", "-"))
+            cells.append(f"{f['p50_ms']:.2f} ({quality})")
         lines.append(f"| {row['model']} ({row['size']} px) | " + " | ".join(cells) +
                      f" | {row['auto']} |")  # fmt: skip
     lines += [

@@ -1,10 +1,18 @@
-"""The benchmark rewrites only its own machine's section of docs/PERFORMANCE.md."""
+"""The benchmark rewrites only its own machine's section of docs/PERFORMANCE.md; the GPU
+benchmark's tables, and its message where there is no GPU."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 from bench.benchmark import HEADER, splice_section
+from bench.gpu import EXPLICIT
+from bench.gpu import markdown as gpu_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,3 +43,47 @@ def test_the_real_file_keeps_its_other_sections() -> None:
     new = splice_section(old, "AMD EPYC, AVX2 only, 2 vCPU", _section("x", "y"))
     for kept in ("## In the visitor's browser", "## Attempts log", "## Intel Xeon"):
         assert kept in new
+
+
+def _gpu_row(model: str) -> dict:
+    ok = {"status": "ok", "p50_ms": 2.0, "p95_ms": 2.5, "psnr_db": 52.0, "note": ""}
+    timed = {"p50_ms": 3.0, "p95_ms": 3.5, "runs": 10}
+    through = {"fp32_eager_tensor_images_per_s": 100.0, "auto_tensor_to_uint8_images_per_s": 300.0,
+               "auto_pil_end_to_end_images_per_s": 150.0}  # fmt: skip
+    return {
+        "model": model, "size": 256, "auto": "cuda-graph-fp16",
+        "forward_batch1": {"eager-fp32": {**ok, "psnr_db": float("inf")},
+                           "cuda-fp16-channels-last": ok,
+                           "cuda-graph-fp16": {"status": "rejected", "note": "PSNR"}},
+        "end_to_end_batch1": {k: timed for k in ("auto", *EXPLICIT)},
+        "host_copies_per_request": {"HtoD": 1, "DtoH": 1},
+        "throughput": {"batch1": through,
+                       "batch64": {**through, "auto_tensor_to_uint8_images_per_s": 2000.0}},
+        "batch64_auto_vs_batch1_fp32_eager": 20.0, "batch64_auto_vs_batch64_fp32_eager": 4.0,
+    }  # fmt: skip
+
+
+def test_gpu_benchmark_tables() -> None:
+    results = {
+        "machine": {"gpu": "GPU X", "gpu_memory_gib": 80, "torch": "2", "cuda": "13", "cudnn": 9,
+                    "when": "today"},
+        "inference": [_gpu_row("paper"), _gpu_row("facades")],
+        "training": [{"settings": "ngf 64", "precision": "bf16", "train_images_per_s": 50.0,
+                      "baseline_images_per_s": 25.0, "ratio": 2.0}],
+    }  # fmt: skip
+    md = gpu_markdown(results)
+    assert "### GPU X" in md
+    assert "| paper (256 px) | 2.00 (exact) | 2.00 (52 dB) | rejected | cuda-graph-fp16 |" in md
+    assert "| 1 / 1 |" in md and "| 20.0x | 4.0x |" in md
+    assert "| ngf 64 | bf16 | 50.0 | 25.0 | 2.00x |" in md
+    for line in md.splitlines():  # every table row has its header's number of cells
+        if line.startswith("|"):
+            assert line.count("|") in {5, 6, 7, 9}, line
+
+
+def test_gpu_benchmark_says_when_there_is_no_gpu() -> None:
+    done = subprocess.run([sys.executable, "-m", "bench.gpu"], cwd=ROOT, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: bench.gpu would run the whole benchmark")
+    assert done.returncode == 2 and "needs a CUDA GPU" in done.stderr
