@@ -27,7 +27,7 @@ import contextlib
 import io
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,15 +98,18 @@ def browser_page(
     *,
     failed_requests: bool = False,
     timeout_ms: float | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[Any]:
     """A Playwright page in headless Debian chromium, watched (see :func:`watch`).
 
-    ``timeout_ms`` replaces Playwright's default of 30 s for every wait on the page."""
+    ``timeout_ms`` replaces Playwright's default of 30 s for every wait on the page;
+    ``extra_args``: more command-line switches for chromium (e.g. ``--enable-unsafe-webgpu``)."""
     require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        args = [*CHROMIUM_ARGS, *extra_args]
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             if timeout_ms is not None:

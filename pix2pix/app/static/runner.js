@@ -4,9 +4,12 @@
 // Messages (each carries an `id`; the answer repeats it, with `error` when something failed):
 //   {type: 'init', ort, webgpu}  load onnxruntime-web from the folder `ort` (the app's own origin);
 //       the WebGPU build when `webgpu` and the browser has a real (not software) GPU adapter,
-//       otherwise the WASM build. -> {backends, threads}
-//   {type: 'load', model, url, size}  download an ONNX file and create its session. With WebGPU, a WASM
-//       session is made too, each is timed on one input, and the faster is kept.
+//       otherwise the WASM build. `webgpu: 'software'` takes a software adapter too (SwiftShader:
+//       far slower than WASM; for tests of the WebGPU kernels on machines without a GPU).
+//       -> {backends, threads}
+//   {type: 'load', model, url, size, backend?}  download an ONNX file and create its session. With
+//       WebGPU, a WASM session is made too, each is timed on one input, and the faster is kept;
+//       `backend` ('webgpu' or 'wasm') takes that one without measuring.
 //       -> {backend, threads, ms (download + session creation)}
 //   {type: 'run', model, width, height, rgba}  RGBA bytes of the drawing at the model's size ->
 //       {pixels (RGBA bytes of the output), width, height, ms (the model run), backend}
@@ -22,21 +25,21 @@ let ready = null;
 const state = { backends: ['wasm'], threads: 1 };
 const sessions = new Map();  // model -> {session, input, output, channels, backend}
 
-async function realGpuAdapter() {
+async function realGpuAdapter(acceptSoftware) {
   if (!self.navigator || !navigator.gpu) return false;
   try {
     const adapter = await navigator.gpu.requestAdapter();
     if (!adapter) return false;
     const info = adapter.info || {};
     // A software adapter (SwiftShader) is far slower than WASM: treat it as no GPU.
-    return !(adapter.isFallbackAdapter || info.isFallbackAdapter);
+    return acceptSoftware || !(adapter.isFallbackAdapter || info.isFallbackAdapter);
   } catch (err) {
     return false;
   }
 }
 
 async function init(msg) {
-  const gpu = msg.webgpu && (await realGpuAdapter());
+  const gpu = msg.webgpu && (await realGpuAdapter(msg.webgpu === 'software'));
   importScripts(msg.ort + (gpu ? 'ort.webgpu.min.js' : 'ort.wasm.min.js'));
   ort.env.wasm.wasmPaths = msg.ort;
   ort.env.wasm.proxy = false;  // this worker already keeps the page free
@@ -106,16 +109,20 @@ async function load(msg) {
   const response = await fetch(msg.url);
   if (!response.ok) throw new Error('model download failed: HTTP ' + response.status);
   const buffer = new Uint8Array(await response.arrayBuffer());
+  if (msg.backend && !state.backends.includes(msg.backend)) {
+    throw new Error('backend ' + msg.backend + ' is not available here (' + state.backends + ')');
+  }
+  const backends = msg.backend ? [msg.backend] : state.backends;
   let best = null;
-  for (const backend of state.backends) {
+  for (const backend of backends) {
     let entry;
     try {
       entry = await create(buffer, backend);
     } catch (err) {
-      if (state.backends.length === 1) throw err;
+      if (backends.length === 1) throw err;
       continue;  // e.g. an op WebGPU lacks: the next backend
     }
-    if (state.backends.length > 1) {  // measure: warm up, then time one run
+    if (backends.length > 1) {  // measure: warm up, then time one run
       const side = msg.size || 256;
       const blank = new Uint8ClampedArray(4 * side * side).fill(255);
       await runOnce(entry, blank, side, side);
