@@ -152,16 +152,20 @@ def machine() -> dict:
     }
 
 
+def _table(caption: str, header: list[str]) -> list[str]:
+    """A Markdown table's caption and header lines (after a blank line)."""
+    return ["", caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+
 def markdown(r: dict) -> str:
     m = r["machine"]
     lines = [
         f"### {m['gpu']} ({m['gpu_memory_gib']} GiB), PyTorch {m['torch']}, CUDA {m['cuda']}, "
         f"cuDNN {m['cudnn']} ({m['when']})",
-        "",
-        "Forward only, batch 1, ms p50 (device synchronised); PSNR against fp32 eager:",
-        "",
-        "| model | " + " | ".join(CUDA_NAMES) + " | auto picked |",
-        "|---|" + "---|" * (len(CUDA_NAMES) + 1),
+        *_table(
+            "Forward only, batch 1, ms p50 (device synchronised); PSNR against fp32 eager:",
+            ["model", *CUDA_NAMES, "auto picked"],
+        ),
     ]
     for row in r["inference"]:
         cells = []
@@ -175,13 +179,10 @@ def markdown(r: dict) -> str:
             cells.append(f"{f['p50_ms']:.2f} ({quality})")
         lines.append(f"| {row['model']} ({row['size']} px) | " + " | ".join(cells) +
                      f" | {row['auto']} |")  # fmt: skip
-    lines += [
-        "",
+    lines += _table(
         "End to end, batch 1 (`Translator`, PIL in, PIL out), ms p50; host copies per request:",
-        "",
-        "| model | auto | " + " | ".join(EXPLICIT) + " | copies HtoD / DtoH |",
-        "|---|" + "---|" * (len(EXPLICIT) + 2),
-    ]
+        ["model", "auto", *EXPLICIT, "copies HtoD / DtoH"],
+    )
     for row in r["inference"]:
         e = row["end_to_end_batch1"]
         c = row["host_copies_per_request"]
@@ -190,15 +191,12 @@ def markdown(r: dict) -> str:
             + " | ".join(f"{e[b]['p50_ms']:.2f}" for b in EXPLICIT)
             + f" | {c['HtoD']} / {c['DtoH']} |"
         )
-    lines += [
-        "",
+    lines += _table(
         "Throughput, images/s (tensor: input already on the GPU, output to 8-bit on the host; "
         "PIL: `Translator` on a list of images):",
-        "",
-        "| model | fp32 eager b1 | auto b1 | fp32 eager b64 | auto b64 | auto b64 PIL | "
-        "b64 auto / b1 eager | b64 auto / b64 eager |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+        ["model", "fp32 eager b1", "auto b1", "fp32 eager b64", "auto b64", "auto b64 PIL",
+         "b64 auto / b1 eager", "b64 auto / b64 eager"],
+    )  # fmt: skip
     for row in r["inference"]:
         b1, b64 = row["throughput"]["batch1"], row["throughput"]["batch64"]
         lines.append(
@@ -210,14 +208,11 @@ def markdown(r: dict) -> str:
             f"{row['batch64_auto_vs_batch64_fp32_eager']}x |"
         )
     if r.get("training"):
-        lines += [
-            "",
+        lines += _table(
             "Training, `train.train` images/s against the minimal fp32 eager loop (same GPU, "
             "networks, losses, optimizers, data pipeline without workers):",
-            "",
-            "| settings | mixed precision | train.train | fp32 eager loop | ratio |",
-            "|---|---|---|---|---|",
-        ]
+            ["settings", "mixed precision", "train.train", "fp32 eager loop", "ratio"],
+        )
         for t in r["training"]:
             lines.append(
                 f"| {t['settings']} | {t['precision']} | {t['train_images_per_s']:.1f} | "
