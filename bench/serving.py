@@ -54,6 +54,7 @@ def serve(
         prevent_thread_lock=True,
         quiet=True,
         theme=options["theme"],
+        head=options.get("head"),
         app_kwargs=options["app_kwargs"],
     )
     try:

@@ -7,7 +7,7 @@ examples come along) or anything ``load_generator`` accepts (a folder, a Hub rep
 receives::
 
     index.html            the page: model picker, examples, the canvas (pix2pix/app/static)
-    static/               canvas.js, canvas.css, runner.js (the worker), site.js, site.css
+    static/               engine.js, canvas.js, canvas.css, runner.js (worker), site.js, site.css
     ort/                  onnxruntime-web's WASM build (and its WebGPU build unless --no-webgpu)
     models/<id>.onnx      each model's ONNX export: dropout off, each image's own statistics
                           (pix2pix.export, checked against PyTorch); fp16 storage unless --fp32
@@ -37,7 +37,7 @@ from typing import Any
 from pix2pix.hub import PAPER_URL, load_generator
 
 STATIC = Path(__file__).resolve().parent / "app" / "static"
-SITE_STATIC = ("canvas.js", "canvas.css", "runner.js", "site.js", "site.css")
+SITE_STATIC = ("engine.js", "canvas.js", "canvas.css", "runner.js", "site.js", "site.css")
 MAX_EXAMPLES = 8
 _SLUG = re.compile(r"[^a-z0-9._-]+")
 
@@ -245,6 +245,7 @@ browser (ONNX Runtime Web), stroke by stroke; nothing you draw leaves this page.
 <footer>Made with pix2pix studio. Licences of the code, the runtime and each model:
 <a href="LICENSES.md">LICENSES.md</a>.</footer>
 <script id="p2p-models" type="application/json">{data}</script>
+<script src="static/engine.js"></script>
 <script src="static/canvas.js"></script>
 <script src="static/site.js"></script>
 </body>

@@ -25,6 +25,7 @@ from bench.chromium import (
     canvas_page,
     canvas_stats,
     draw_stroke,
+    draw_stroke_in_page,
     output_state,
     png_pixels,
     select_model,
@@ -76,6 +77,90 @@ def test_page_is_cross_origin_isolated_and_picks_the_browser(page) -> None:
     assert choice["backend"] == "wasm" and choice["threads"] >= 1, choice
     assert choice["browserMs"] > 0 and choice["serverMs"] > 0, choice
     assert_no_problems(page)
+
+
+def test_the_page_head_starts_the_runtime_before_the_canvas(page, server) -> None:
+    # launch(head=...) runs engine.js early: it asks for the default model's settings and starts
+    # the worker, onnxruntime-web and the model's download before Gradio mounts the canvas, which
+    # then uses that same engine: the model is downloaded once.
+    _choice(page, "test-edges")
+    marks = canvas_stats(page)["marks"]
+    assert marks["preload"] < marks["canvas"], marks
+    for phase in ("worker", "runtime", "session", "warmup", "timed", "roundtrip", "choice"):
+        assert phase in marks, (phase, marks)
+    downloads = [u for u in page.requests if "/p2p/models/test-edges.onnx" in u]
+    assert len(downloads) == 1, downloads
+    preload = _get(server.url + "p2p/preload.json")
+    assert preload[0] == 200
+    import json
+
+    settings = json.loads(preload[2])
+    size = server.app.store.get("test-edges").size
+    assert settings["model"] == "test-edges" and settings["size"] == size, settings
+    assert settings["browser"]["onnx"].startswith("p2p/models/test-edges.onnx?v="), settings
+    assert_no_problems(page)
+
+
+def _edit_memory(page, model: str, field: str, value: str) -> None:
+    """Change one field of the canvas's remembered choice for ``model`` (its localStorage entry)."""
+    page.evaluate(
+        """([key, field, value]) => {
+            const m = JSON.parse(localStorage.getItem(key));
+            m[field] = value;
+            localStorage.setItem(key, JSON.stringify(m));
+        }""",
+        [f"pix2pix-where:{model}", field, value],
+    )
+
+
+def test_a_measured_choice_is_remembered_until_the_model_file_changes(page, server) -> None:
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 1000})
+    try:
+        other = watch(context.new_page())
+        other.set_default_timeout(PAGE_TIMEOUT)
+        other.goto(server.url)
+        other.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
+        first = _choice(other, "test-edges")
+        assert not first["remembered"] and first["serverMs"] > 0, first
+        assert canvas_stats(other)["serverCalls"] == 1  # the timed round trip
+        # A reload in the same browser: the choice is remembered, no round trip is timed.
+        other.reload()
+        other.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
+        again = _choice(other, "test-edges")
+        assert again["remembered"] and again["where"] == first["where"], again
+        assert round(again["serverMs"]) == round(first["serverMs"]), (first, again)
+        assert canvas_stats(other)["serverCalls"] == 0
+        _, version = draw_stroke(other, stroke_points(5, 12), step_ms=20)
+        wait_for_output(other, version)
+        why = output_state(other)["why"]
+        assert "remembered by this browser" in why and "model file" in why, why
+        # Remembered for another export of the model (new weights give its URL a new ?v=) or
+        # another device: measured again.
+        for field, value in (
+            ("file", "p2p/models/test-edges.onnx?v=000000000000000000000000"),
+            ("device", "another browser | 64 | isolated"),
+        ):
+            _edit_memory(other, "test-edges", field, value)
+            other.reload()
+            other.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
+            fresh = _choice(other, "test-edges")
+            assert not fresh["remembered"], (field, fresh)
+            assert canvas_stats(other)["serverCalls"] == 1, field
+        # Remembered as faster on the server: the browser does not even download the model.
+        _edit_memory(other, "test-edges", "where", "server")
+        before = len(other.requests)
+        other.reload()
+        other.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
+        kept = _choice(other, "test-edges")
+        assert kept["where"] == "server" and kept["remembered"], kept
+        _, version = draw_stroke(other, stroke_points(6, 12), step_ms=20)
+        wait_for_output(other, version)
+        assert output_state(other)["where"] == "server"
+        assert not [u for u in other.requests[before:] if ".onnx" in u]
+        other.wait_for_timeout(300)
+        assert_no_problems(other)
+    finally:
+        context.close()
 
 
 def test_strokes_send_no_request_to_the_server(page) -> None:
@@ -136,6 +221,25 @@ def _next_result(page, where: str) -> None:
             return shown.length > n && shown[shown.length - 1].where === where; }""",
         arg=[CANVAS, count, where],
     )
+
+
+def test_a_stroke_generated_in_the_page_draws_like_the_mouse(page) -> None:
+    # bench.browser's second drawing mode: pointer events dispatched by the page itself.
+    select_model(page, "Test edges", "test-edges")
+    assert _choice(page, "test-edges")["where"] == "browser"
+    page.locator(f"{CANVAS} .p2p-clear").click()
+    wait_settled(page)
+    before = canvas_stats(page)
+    start = int(page.locator(f"{CANVAS} .p2p").get_attribute("data-version"))
+    _, version = draw_stroke_in_page(page, stroke_points(4, 12), step_ms=20)
+    assert version > start + 1, "pointerdown and the moves each change the drawing"
+    wait_for_output(page, version)
+    drawing = png_pixels(_drawing(page))
+    assert (drawing != drawing[0, 0]).any(), "the stroke must be in the drawing"
+    after = canvas_stats(page)
+    assert len(after["latencies"]) == len(before["latencies"]) + 1  # its pointer-up was seen
+    assert output_state(page)["where"] == "browser"
+    assert_no_problems(page)
 
 
 def test_a_seed_runs_on_the_server(page) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from pix2pix.app import canvas
 
-SCRIPTS = ["canvas.js", "runner.js", "site.js"]
+SCRIPTS = ["engine.js", "canvas.js", "runner.js", "site.js"]
 NO_NODE = "node not found: the JavaScript checks need Node.js (apt-get install -y nodejs)"
 
 
@@ -39,8 +39,11 @@ def test_a_script_with_a_syntax_error_fails_the_check(tmp_path) -> None:
 def test_the_component_is_built_from_the_files() -> None:
     assert canvas.static_text("canvas.html") == canvas.HTML_TEMPLATE
     assert canvas.static_text("canvas.css") == canvas.CSS_TEMPLATE
-    assert canvas.JS_ON_LOAD.startswith(canvas.static_text("canvas.js"))
+    engine, script = canvas.static_text("engine.js"), canvas.static_text("canvas.js")
+    assert canvas.JS_ON_LOAD.startswith(engine + "\n" + script)
     assert "pix2pixCanvas(element, props, server, watch)" in canvas.JS_ON_LOAD
+    # The page's head starts the same engine early, from the same file, inlined.
+    assert engine in canvas.HEAD and "p2pPreload('p2p/preload.json')" in canvas.HEAD
     for name in ("canvas.py", "ui.py"):
         source = (canvas.STATIC.parent / name).read_text()
         assert "addEventListener" not in source, f"{name} holds JavaScript"
@@ -51,3 +54,24 @@ def test_templates_reject_what_gr_html_cannot_hold(tmp_path, monkeypatch) -> Non
     (tmp_path / "bad.css").write_text(".a { content: '${x}'; }")
     with pytest.raises(ValueError, match=r"bad\.css"):
         canvas._template("bad.css")
+
+
+def test_the_runner_warms_up_on_the_smallest_onnx_model() -> None:
+    # runner.js creates a session from these bytes so that onnxruntime-web compiles its
+    # WebAssembly while the real model downloads: they must be a valid model doing nothing.
+    import base64
+    import re
+
+    import numpy as np
+    import onnx
+    import onnxruntime as rt
+
+    source = canvas.static_text("runner.js")
+    encoded = re.search(r"const WARM_MODEL = '([A-Za-z0-9+/=]+)';", source).group(1)
+    data = base64.b64decode(encoded)
+    model = onnx.load_from_string(data)
+    onnx.checker.check_model(model)
+    assert [n.op_type for n in model.graph.node] == ["Identity"]
+    x = np.array([0.5], dtype=np.float32)
+    (y,) = rt.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert y.tolist() == [0.5]

@@ -67,6 +67,9 @@ def test_site_files(site: Path) -> None:
     html = (site / "index.html").read_text()
     assert 'src="http' not in html and 'href="http' not in html.replace('href="https://arxiv', "")
     assert '<script src="static/canvas.js"></script>' in html
+    # canvas.js takes its runtime from engine.js, loaded first
+    assert html.index('src="static/engine.js"') < html.index('src="static/canvas.js"')
+    assert (site / "static" / "engine.js").is_file()
 
 
 def test_readme_site_command_with_a_bundled_model(tmp_path: Path) -> None:

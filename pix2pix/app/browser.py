@@ -9,6 +9,9 @@
 - ``/p2p/models/<id>.onnx``: the model's ONNX export (``pix2pix.export``: dropout off, each image's
   own statistics, checked against PyTorch), made on first request, or ahead by ``prefetch``, and
   cached on disk by a hash of the weights and export settings.
+- ``/p2p/preload.json``: the default model's canvas settings (``{model, size, browser}``, or
+  ``{}`` while it cannot run in the browser), read by the early start in the page's head
+  (``canvas.HEAD``, ``static/engine.js``).
 - Every response carries ``Cross-Origin-Opener-Policy: same-origin`` and
   ``Cross-Origin-Embedder-Policy: require-corp``: the page becomes cross-origin isolated, which
   multi-threaded WebAssembly needs (SharedArrayBuffer). ``PIX2PIX_ISOLATION=off`` drops them.
@@ -33,7 +36,7 @@ from typing import Any
 import torch
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -243,11 +246,19 @@ def weights_key(served: ServedModel, *, fp16: bool = False) -> str:
 
 
 class OnnxExports:
-    """The ONNX export of each served model, made once (per weights and settings) and cached."""
+    """The ONNX export of each served model, made once (per weights and settings) and cached.
 
-    def __init__(self, store: ModelStore, folder: Path | None = None) -> None:
+    ``fp16``: store the weights as float16, each followed by a Cast to float32: half the download,
+    but in onnxruntime-web (WASM) about 1 s more to create the session and slower runs (measured,
+    docs/PERFORMANCE.md attempt 19), so the app keeps float32: its visitors' download comes from
+    the app itself."""
+
+    def __init__(
+        self, store: ModelStore, folder: Path | None = None, *, fp16: bool = False
+    ) -> None:
         self.store = store
         self.folder = folder or cache_dir() / "onnx"
+        self.fp16 = fp16
         self._keys: dict[str, str] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -257,7 +268,7 @@ class OnnxExports:
         model_id = served.entry.id
         with self._guard:
             if model_id not in self._keys:
-                self._keys[model_id] = weights_key(served)
+                self._keys[model_id] = weights_key(served, fp16=self.fp16)
             return self._keys[model_id]
 
     def path(self, model_id: str) -> Path:
@@ -277,6 +288,7 @@ class OnnxExports:
                     height=served.size,
                     width=served.size,
                     norm=served.entry.norm,
+                    fp16=self.fp16,
                     metadata={"model_id": model_id},
                 )
                 log.info("exported %s for the browser: %s", model_id, report.summary())
@@ -325,8 +337,12 @@ def _file(path: Path) -> Response:
     return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
 
 
-def routes(exports: OnnxExports | None) -> list[Route]:
-    """The routes under ``/p2p/``; names are matched against fixed lists, never joined blindly."""
+def routes(
+    exports: OnnxExports | None, preload: Callable[[], dict[str, Any]] | None = None
+) -> list[Route]:
+    """The routes under ``/p2p/``; names are matched against fixed lists, never joined blindly.
+
+    ``preload() -> dict`` answers ``/p2p/preload.json`` (``{}`` when not given)."""
     allowed_ort = set(ORT_WASM) | set(ORT_WEBGPU)
 
     def static_file(request: Request) -> Response:
@@ -355,7 +371,16 @@ def routes(exports: OnnxExports | None) -> list[Route]:
             return PlainTextResponse(f"export failed: {e}", status_code=503)
         return _file(path)
 
+    def preload_settings(request: Request) -> Response:
+        try:
+            settings = preload() if preload is not None else {}
+        except Exception as e:  # the canvas then starts the runtime itself, later
+            log.warning("preload settings failed: %s", e)
+            settings = {}
+        return JSONResponse(settings, headers={"Cache-Control": "no-store"})
+
     return [
+        Route(f"/{PREFIX}/preload.json", preload_settings),
         Route(f"/{PREFIX}/static/{{name}}", static_file),
         Route(f"/{PREFIX}/ort/{{name}}", ort_file),
         Route(f"/{PREFIX}/models/{{name}}", model_file),
@@ -388,9 +413,11 @@ def isolation_enabled() -> bool:
     return os.environ.get(ISOLATION_ENV, "on").lower() not in ("off", "0", "false", "no")
 
 
-def app_kwargs(exports: OnnxExports | None) -> dict[str, Any]:
+def app_kwargs(
+    exports: OnnxExports | None, preload: Callable[[], dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """``launch(app_kwargs=...)``: the ``/p2p/`` routes and, unless switched off, the headers."""
-    kwargs: dict[str, Any] = {"routes": routes(exports)}
+    kwargs: dict[str, Any] = {"routes": routes(exports, preload)}
     if isolation_enabled():
         kwargs["middleware"] = [Middleware(IsolationHeaders)]
     return kwargs

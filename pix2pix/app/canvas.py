@@ -1,10 +1,12 @@
 """The live drawing canvas: a plain ``<canvas>`` in a ``gr.HTML`` component, no frontend build.
 
 The browser code lives in real files in ``pix2pix/app/static/`` (read here once): ``canvas.html``
-(markup), ``canvas.css``, ``canvas.js`` (drawing, undo, where the model runs, latest-wins updates)
-and ``runner.js`` (the worker that runs the ONNX export with onnxruntime-web). ``canvas.js``
-defines one function, ``pix2pixCanvas(element, props, server, watch)``; gr.HTML's ``js_on_load``
-is that file plus the call. The static site (``pix2pix.site``) uses the same files.
+(markup), ``canvas.css``, ``canvas.js`` (drawing, undo, where the model runs, latest-wins updates),
+``engine.js`` (the page's side of the browser runtime, shared with the early start in the page's
+head: :data:`HEAD`) and ``runner.js`` (the worker that runs the ONNX export with onnxruntime-web).
+``canvas.js`` defines one function, ``pix2pixCanvas(element, props, server, watch)``; gr.HTML's
+``js_on_load`` is ``engine.js``, ``canvas.js`` and the call. The static site (``pix2pix.site``)
+uses the same files.
 
 Python talks to it through two props: ``settings`` (model, seed, input kind, size, palette and,
 when the browser can run the model, the URLs of its ONNX file, onnxruntime-web and the worker;
@@ -43,7 +45,19 @@ def _template(name: str) -> str:
 HTML_TEMPLATE = _template("canvas.html")
 CSS_TEMPLATE = _template("canvas.css")
 # Runs once per page with element, props, server, watch (see gr.HTML's js_on_load).
-JS_ON_LOAD = static_text("canvas.js") + "\npix2pixCanvas(element, props, server, watch);\n"
+JS_ON_LOAD = (
+    static_text("engine.js")
+    + "\n"
+    + static_text("canvas.js")
+    + "\npix2pixCanvas(element, props, server, watch);\n"
+)
+# For launch(head=...): Gradio applies the head about 0.7 s into the page load, well before its
+# components (the canvas) run (about 2 s here), so the worker, onnxruntime-web and the default
+# model's download, session and timing start there. The URL answers with the default model's
+# settings (browser.py); relative, so the app works under any root path.
+HEAD = "<script>\n" + static_text("engine.js") + "\np2pPreload('p2p/preload.json');\n</script>\n"
+if "</script" in static_text("engine.js"):
+    raise ValueError("engine.js must not contain '</script': it is inlined into the page's head")
 
 
 def drawing_canvas(

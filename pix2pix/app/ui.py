@@ -24,7 +24,7 @@ import gradio as gr
 import torch
 
 from pix2pix.app import browser
-from pix2pix.app.canvas import drawing_canvas
+from pix2pix.app.canvas import HEAD, drawing_canvas
 from pix2pix.app.imaging import ImageInputError, OutputFiles, open_image, to_data_url
 from pix2pix.app.registry import Registry, load_registry
 from pix2pix.app.service import (
@@ -111,14 +111,19 @@ def launch_options(demo: gr.Blocks | None = None) -> dict[str, Any]:
     browser (the ``/p2p/`` routes and the cross-origin isolation headers; see ``browser.py``)."""
     port = os.environ.get("PORT") or os.environ.get("GRADIO_SERVER_PORT")
     app = _APPS.get(demo) if demo is not None else None
-    return {
-        "app_kwargs": browser.app_kwargs(app.exports if app else None),
+    options = {
+        "app_kwargs": browser.app_kwargs(
+            app.exports if app else None, app.preload_settings if app else None
+        ),
         "server_name": os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         "server_port": int(port) if port else None,
         "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="slate"),
         "max_file_size": "25mb",
         "footer_links": ["api", "gradio"],
     }
+    if app is not None and app.exports is not None:
+        options["head"] = HEAD  # starts the browser runtime early (canvas.py)
+    return options
 
 
 class App:
@@ -320,6 +325,14 @@ class App:
     def default_model(self) -> str:
         ready = self.store.ready_ids()
         return ready[0] if ready else self.registry.ids[0]
+
+    def preload_settings(self) -> dict[str, Any]:
+        """What the page's early start needs: the default model's ``{model, size, browser}``, or
+        ``{}`` when it cannot run in the browser now (not loaded yet, no runtime)."""
+        settings = self.canvas_settings(self.default_model(), None)
+        if not settings.get("browser"):
+            return {}
+        return {k: settings[k] for k in ("model", "size", "browser")}
 
     def model_choices(self) -> list[tuple[str, str]]:
         choices = []

@@ -25,6 +25,7 @@
 // pixel holds an exact palette colour; edge and photo drawings are drawn smoothly on a larger canvas
 // and scaled down for the model.
 /* exported pix2pixCanvas */
+/* global p2pEngine */
 
 function pix2pixCanvas(element, props, server, watch) {
   'use strict';
@@ -62,6 +63,7 @@ function pix2pixCanvas(element, props, server, watch) {
   const stats = {
     latencies: [], shown: [], serverMs: [], browserMs: [], errors: 0, sent: 0, serverCalls: 0,
     choice: {}, engineError: null,
+    marks: null,  // when each start-up phase ended (engine.js)
   };
   root.p2pStats = stats;
 
@@ -73,65 +75,16 @@ function pix2pixCanvas(element, props, server, watch) {
     return [255, 255, 255];
   };
 
-  // --- the browser runtime: one worker (runner.js) holding an onnxruntime-web session per model --
-  const engine = {
-    worker: null, failed: null, seq: 0, waiting: new Map(), loads: new Map(), info: null,
-
-    start(b) {
-      if (this.worker || this.failed) return;
-      const abs = (u) => new URL(u, document.baseURI).href;
-      try {
-        this.worker = new Worker(abs(b.worker));
-      } catch (err) {
-        this.fail('the worker did not start (' + (err.message || err) + ')');
-        return;
-      }
-      this.worker.onmessage = (e) => this.answer(e.data);
-      this.worker.onerror = (e) => { e.preventDefault(); this.fail(e.message || 'worker error'); };
-      this.call({ type: 'init', ort: abs(b.ort), webgpu: b.webgpu !== false }).then(
-        (info) => { this.info = info; },
-        (err) => this.fail(err.message),
-      );
-    },
-    fail(message) {
-      if (this.failed) return;
-      this.failed = message;
-      stats.engineError = message;
-      console.warn('pix2pix: the model cannot run in this browser (' + message + '); using the server');
-      for (const { reject } of this.waiting.values()) reject(new Error(message));
-      this.waiting.clear();
-      if (this.worker) this.worker.terminate();
-      this.worker = null;
-    },
-    call(msg, transfer) {
-      if (this.failed) return Promise.reject(new Error(this.failed));
-      const id = ++this.seq;
-      return new Promise((resolve, reject) => {
-        this.waiting.set(id, { resolve, reject });
-        this.worker.postMessage(Object.assign({ id }, msg), transfer || []);
-      });
-    },
-    answer(m) {
-      const w = this.waiting.get(m.id);
-      if (!w) return;
-      this.waiting.delete(m.id);
-      if (m.error) w.reject(new Error(m.error)); else w.resolve(m);
-    },
-    load(model, url, size) {
-      if (!this.loads.has(model)) {
-        const abs = new URL(url, document.baseURI).href;
-        this.loads.set(model, this.call({ type: 'load', model, url: abs, size }));
-      }
-      return this.loads.get(model);
-    },
-    run(model, image) {  // image: ImageData at the model's size; resolves to { pixels, ms, ... }
-      const copy = new Uint8ClampedArray(image.data);
-      return this.call(
-        { type: 'run', model, width: image.width, height: image.height, rgba: copy },
-        [copy.buffer],
-      );
-    },
+  // --- the browser runtime (engine.js): shared with the page's early start, if any -----------
+  const engine = p2pEngine();
+  const mark = (phase) => engine.mark(phase);
+  stats.marks = engine.marks;
+  mark('canvas');
+  engine.onfail = (message) => {
+    stats.engineError = message;
+    console.warn('pix2pix: the model cannot run in this browser (' + message + '); using the server');
   };
+  if (engine.failed) engine.onfail(engine.failed);
 
   // Where `model` runs now: 'browser', 'server', or 'wait' (no server and the browser not ready).
   function route(s) {
@@ -141,43 +94,63 @@ function pix2pixCanvas(element, props, server, watch) {
     return server ? 'server' : 'wait';
   }
 
+  const versus = (b, v) => 'browser ' + Math.round(b) + ' ms vs server ' + Math.round(v) + ' ms';
+
   // Pick where a model runs: load it in the browser, time a run, time one server round trip on the
-  // same drawing, keep the faster. Without a server, the browser is the only place.
+  // same drawing, keep the faster (and remember it). Without a server, the browser is the only place.
   async function decide(s) {
     const model = s.model;
     if (stats.choice[model]) return;
     stats.choice[model] = { where: 'pending' };
     let where = 'server', browserMs = null, serverMs = null, info = null, reason = '';
+    let memory = server ? engine.recall(model, s.browser.onnx) : null;
     try {
+      if (memory && memory.where === 'server') {  // no download, no session: the server answers
+        ({ browserMs, serverMs } = memory);
+        throw Object.assign(new Error('remembered'), { remembered: true });
+      }
       info = await engine.load(model, s.browser.onnx, s.size);
-      const image = modelPixels();
-      await engine.run(model, image);  // the first run allocates: not timed
-      // The best of three: a busy page (still loading, say) only ever adds time to a run.
-      for (let i = 0; i < 3; i++) {
-        const t0 = performance.now();
-        const timed = await engine.run(model, image);
-        const ms = performance.now() - t0;
-        browserMs = browserMs === null ? ms : Math.min(browserMs, ms);
-        stats.choice[model].backend = timed.backend;
+      const timing = await engine.time(model, s.size);  // also warms the session up
+      browserMs = timing.ms;
+      if (memory) {
+        ({ serverMs } = memory);
+        where = 'browser';
+      } else {
+        if (server && s.ready) {
+          const t1 = performance.now();
+          stats.serverCalls += 1;
+          const res = await server.translate_drawing({ image: exportPNG(), model, seed: null });
+          serverMs = res && res.image ? performance.now() - t1 : null;
+          mark('roundtrip');
+        }
+        where = serverMs === null || browserMs <= serverMs ? 'browser' : 'server';
       }
-      if (server && s.ready) {
-        const t1 = performance.now();
-        stats.serverCalls += 1;
-        const res = await server.translate_drawing({ image: exportPNG(), model, seed: null });
-        serverMs = res && res.image ? performance.now() - t1 : null;
-      }
-      where = serverMs === null || browserMs <= serverMs ? 'browser' : 'server';
-      reason = serverMs === null ? 'no server round trip to compare with'
-        : 'browser ' + Math.round(browserMs) + ' ms vs server ' + Math.round(serverMs) + ' ms';
+      reason = serverMs === null ? 'no server round trip to compare with' : versus(browserMs, serverMs);
     } catch (err) {
-      reason = 'the browser could not run it: ' + ((err && err.message) || err);
-      console.warn('pix2pix: ' + model + ' stays on the server (' + reason + ')');
-      if (!server) setStatus('This model cannot run in your browser (' + reason + ').', true);
+      if (err && err.remembered) {
+        reason = versus(browserMs, serverMs);
+      } else {
+        memory = null;
+        reason = 'the browser could not run it: ' + ((err && err.message) || err);
+        console.warn('pix2pix: ' + model + ' stays on the server (' + reason + ')');
+        if (!server) setStatus('This model cannot run in your browser (' + reason + ').', true);
+      }
+    }
+    if (memory) {
+      reason += ', measured ' + new Date(memory.at).toISOString().slice(0, 10)
+        + ' and remembered by this browser (measured again when the model file or this device'
+        + ' changes)';
     }
     stats.choice[model] = {
-      where, browserMs, serverMs, reason,
+      where, browserMs, serverMs, reason, remembered: Boolean(memory),
       backend: info && info.backend, threads: info && info.threads, loadMs: info && info.ms,
+      downloadMs: info && info.downloadMs, sessionMs: info && info.sessionMs,
+      downloads: info && info.downloads,
     };
+    if (!memory && server && serverMs !== null && browserMs !== null) {
+      engine.remember(model, s.browser.onnx, stats.choice[model]);
+    }
+    mark('choice');
     if (st.cfg && st.cfg.model === model) {
       root.dataset.where = where;
       if (where === 'browser' && st.result === 'server') st.sentKey = '';  // redo it here
@@ -525,6 +498,7 @@ function pix2pixCanvas(element, props, server, watch) {
     st.result = where;
     if (stats.shown.length > 5000) stats.shown.splice(0, 2500);
     stats.shown.push({ t: now, version, during: st.drawing, where });
+    mark('output');
     if (st.pendingUp && version >= st.pendingUp.version) {
       stats.latencies.push(now - st.pendingUp.t);
       st.pendingUp = null;
