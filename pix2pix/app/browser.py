@@ -331,10 +331,19 @@ def browser_settings(exports: OnnxExports, served: ServedModel) -> dict[str, Any
 _MODEL_FILE = re.compile(r"^([a-z0-9][a-z0-9._-]*)\.onnx$")
 
 
+class _FileResponse(FileResponse):
+    """A FileResponse read in 1 MiB chunks (Starlette's default: 64 KiB): the runtime and the
+    models are 14-30 MB, and each chunk waits for the event loop, which Gradio keeps busy while its
+    own page loads (the default model's download: 0.7-1.3 s in 64 KiB chunks, mostly 0.14-0.35 s
+    in 1 MiB ones; docs/PERFORMANCE.md attempt 18)."""
+
+    chunk_size = 1 << 20
+
+
 def _file(path: Path) -> Response:
     media = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
     # The file names of onnxruntime-web carry no version: revalidate rather than cache forever.
-    return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
+    return _FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
 
 
 def routes(
