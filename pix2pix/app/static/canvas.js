@@ -112,8 +112,8 @@ function pix2pixCanvas(element, props, server, watch) {
       info = await engine.load(model, s.browser.onnx, s.size);
       const timing = await engine.time(model, s.size);  // also warms the session up
       browserMs = timing.ms;
-      if (memory) {
-        ({ serverMs } = memory);
+      if (memory) {  // the reason quotes the measurement that made the choice
+        ({ browserMs, serverMs } = memory);
         where = 'browser';
       } else {
         if (server && s.ready) {
