@@ -91,6 +91,19 @@ def assert_no_problems(page: Any) -> None:
         raise AssertionError("\n".join(page.problems))
 
 
+# What Gradio's page logs when a navigation tears it down while its event streams are open.
+UNLOAD_NOISE = ("BodyStreamBuffer was aborted", "Connection errored out")
+
+
+def reload(page: Any) -> None:
+    """Reload ``page`` (watched); the console errors of Gradio's page being torn down (its open
+    event streams aborted by the navigation, ``UNLOAD_NOISE``) are not counted as problems."""
+    before = len(page.problems)
+    page.reload()
+    kept = [p for p in page.problems[before:] if not any(n in p for n in UNLOAD_NOISE)]
+    page.problems[before:] = kept
+
+
 @contextlib.contextmanager
 def browser_page(
     width: int = 1280,

@@ -28,6 +28,7 @@ from bench.chromium import (
     draw_stroke_in_page,
     output_state,
     png_pixels,
+    reload,
     select_model,
     stroke_points,
     wait_for_choice,
@@ -124,7 +125,7 @@ def test_a_measured_choice_is_remembered_until_the_model_file_changes(page, serv
         assert not first["remembered"] and first["serverMs"] > 0, first
         assert canvas_stats(other)["serverCalls"] == 1  # the timed round trip
         # A reload in the same browser: the choice is remembered, no round trip is timed.
-        other.reload()
+        reload(other)
         other.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
         again = _choice(other, "test-edges")
         assert again["remembered"] and again["where"] == first["where"], again
@@ -141,7 +142,7 @@ def test_a_measured_choice_is_remembered_until_the_model_file_changes(page, serv
             ("device", "another browser | 64 | isolated"),
         ):
             _edit_memory(other, "test-edges", field, value)
-            other.reload()
+            reload(other)
             other.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
             fresh = _choice(other, "test-edges")
             assert not fresh["remembered"], (field, fresh)
@@ -149,7 +150,7 @@ def test_a_measured_choice_is_remembered_until_the_model_file_changes(page, serv
         # Remembered as faster on the server: the browser does not even download the model.
         _edit_memory(other, "test-edges", "where", "server")
         before = len(other.requests)
-        other.reload()
+        reload(other)
         other.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
         kept = _choice(other, "test-edges")
         assert kept["where"] == "server" and kept["remembered"], kept

@@ -45,18 +45,15 @@ def _template(name: str) -> str:
 HTML_TEMPLATE = _template("canvas.html")
 CSS_TEMPLATE = _template("canvas.css")
 # Runs once per page with element, props, server, watch (see gr.HTML's js_on_load).
-JS_ON_LOAD = (
-    static_text("engine.js")
-    + "\n"
-    + static_text("canvas.js")
-    + "\npix2pixCanvas(element, props, server, watch);\n"
-)
+_ENGINE_JS = static_text("engine.js")
+_CALL = "\npix2pixCanvas(element, props, server, watch);\n"
+JS_ON_LOAD = _ENGINE_JS + "\n" + static_text("canvas.js") + _CALL
 # For launch(head=...): Gradio applies the head about 0.7 s into the page load, well before its
 # components (the canvas) run (about 2 s here), so the worker, onnxruntime-web and the default
 # model's download, session and timing start there. The URL answers with the default model's
 # settings (browser.py); relative, so the app works under any root path.
-HEAD = "<script>\n" + static_text("engine.js") + "\np2pPreload('p2p/preload.json');\n</script>\n"
-if "</script" in static_text("engine.js"):
+HEAD = "<script>\n" + _ENGINE_JS + "\np2pPreload('p2p/preload.json');\n</script>\n"
+if "</script" in _ENGINE_JS:
     raise ValueError("engine.js must not contain '</script': it is inlined into the page's head")
 
 

@@ -103,51 +103,50 @@ function pix2pixCanvas(element, props, server, watch) {
     if (stats.choice[model]) return;
     stats.choice[model] = { where: 'pending' };
     let where = 'server', browserMs = null, serverMs = null, info = null, reason = '';
-    let memory = server ? engine.recall(model, s.browser.onnx) : null;
-    try {
-      if (memory && memory.where === 'server') {  // no download, no session: the server answers
-        ({ browserMs, serverMs } = memory);
-        throw Object.assign(new Error('remembered'), { remembered: true });
-      }
-      info = await engine.load(model, s.browser.onnx, s.size);
-      const timing = await engine.time(model, s.size);  // also warms the session up
-      browserMs = timing.ms;
-      if (memory) {  // the reason quotes the measurement that made the choice
-        ({ browserMs, serverMs } = memory);
-        where = 'browser';
-      } else {
-        if (server && s.ready) {
-          const t1 = performance.now();
-          stats.serverCalls += 1;
-          const res = await server.translate_drawing({ image: exportPNG(), model, seed: null });
-          serverMs = res && res.image ? performance.now() - t1 : null;
-          mark('roundtrip');
+    const memory = server ? engine.recall(model, s.browser.onnx) : null;
+    let remembered = false;
+    if (memory && memory.where === 'server') {  // no download, no session: the server answers
+      ({ browserMs, serverMs } = memory);
+      remembered = true;
+    } else {
+      try {
+        info = await engine.load(model, s.browser.onnx, s.size);
+        browserMs = (await engine.time(model, s.size)).ms;  // also warms the session up
+        if (memory) {  // the reason quotes the measurement that made the choice
+          ({ browserMs, serverMs } = memory);
+          where = 'browser';
+          remembered = true;
+        } else {
+          if (server && s.ready) {
+            const t1 = performance.now();
+            stats.serverCalls += 1;
+            const res = await server.translate_drawing({ image: exportPNG(), model, seed: null });
+            serverMs = res && res.image ? performance.now() - t1 : null;
+            mark('roundtrip');
+          }
+          where = serverMs === null || browserMs <= serverMs ? 'browser' : 'server';
         }
-        where = serverMs === null || browserMs <= serverMs ? 'browser' : 'server';
-      }
-      reason = serverMs === null ? 'no server round trip to compare with' : versus(browserMs, serverMs);
-    } catch (err) {
-      if (err && err.remembered) {
-        reason = versus(browserMs, serverMs);
-      } else {
-        memory = null;
+      } catch (err) {
         reason = 'the browser could not run it: ' + ((err && err.message) || err);
         console.warn('pix2pix: ' + model + ' stays on the server (' + reason + ')');
         if (!server) setStatus('This model cannot run in your browser (' + reason + ').', true);
       }
     }
-    if (memory) {
+    if (!reason) {
+      reason = serverMs === null ? 'no server round trip to compare with' : versus(browserMs, serverMs);
+    }
+    if (remembered) {
       reason += ', measured ' + new Date(memory.at).toISOString().slice(0, 10)
         + ' and remembered by this browser (measured again when the model file or this device'
         + ' changes)';
     }
     stats.choice[model] = {
-      where, browserMs, serverMs, reason, remembered: Boolean(memory),
+      where, browserMs, serverMs, reason, remembered,
       backend: info && info.backend, threads: info && info.threads, loadMs: info && info.ms,
       downloadMs: info && info.downloadMs, sessionMs: info && info.sessionMs,
       downloads: info && info.downloads,
     };
-    if (!memory && server && serverMs !== null && browserMs !== null) {
+    if (!remembered && server && serverMs !== null && browserMs !== null) {
       engine.remember(model, s.browser.onnx, stats.choice[model]);
     }
     mark('choice');
