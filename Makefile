@@ -14,6 +14,9 @@ node_modules/.installed: package.json package-lock.json
 	$(NPM) ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
+# No pip cache: torch's CUDA wheels come to ~5 GB in the venv, and a cached copy of what pip
+# downloads would take as much again on a machine whose disk is short.
+export PIP_NO_CACHE_DIR := 1
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

@@ -224,7 +224,8 @@ def bench_training(
         if done.returncode:
             raise RuntimeError(done.stderr[-2000:])
         summary = json.loads((Path(tmp) / "run" / "train_summary.json").read_text())
-        ours = summary.get("images_per_second") or steps / (time.perf_counter() - start)
+        ours = summary.get("steady_images_per_second") or summary.get("images_per_second")
+        ours = ours or steps / (time.perf_counter() - start)
 
         torch.manual_seed(0)
         where = torch.device(device)
@@ -236,7 +237,10 @@ def bench_training(
         # The same data pipeline as train.train (decode, resize 286, crop 256, mirror), so that
         # both figures include it.
         dataset = PairedDataset(data, split="train")
-        batches = itertools.cycle(DataLoader(dataset, batch_size=batch, shuffle=True))
+        loader = DataLoader(dataset, batch_size=batch, shuffle=True)
+        # Loaded afresh every epoch, as train.train does (itertools.cycle would replay the first
+        # epoch's batches from memory and leave decoding and augmenting out).
+        batches = (pair for _ in itertools.count() for pair in loader)
 
         def step() -> None:
             pair = next(batches)
@@ -257,7 +261,9 @@ def bench_training(
             if where.type == "cuda":
                 torch.cuda.synchronize(where)
 
-        base = timings(step, runs=steps, warmup=0)  # train.train counts its first steps too
+        # The same steps left out as train.train's steady figure leaves out.
+        warm = summary.get("warmup_steps", 0) if summary.get("steady_images_per_second") else 0
+        base = timings(step, runs=steps - warm, warmup=warm)
     return {
         "settings": f"unet_256 ngf {ngf}, 70x70 D ndf {ngf}, batch {batch}, 256 px, {device}",
         "precision": precision,
@@ -265,8 +271,9 @@ def bench_training(
         "baseline_images_per_s": 1000 * batch / base["mean_ms"],
         "ratio": ours / (1000 * batch / base["mean_ms"]),
         "steps": steps,
+        "warmup_steps": warm,
         "note": "Both include loading and augmenting the images in the main process "
-        "(DataLoader without workers); train.train's figure is its own images/s over the run",
+        "(DataLoader without workers); both leave out the same first (warm-up) steps",
     }
 
 
@@ -557,9 +564,11 @@ def main(argv: list[str] | None = None) -> int:
     models = [("paper unet_256 ngf64", paper_generator(), 256)]
     for name in bundled:
         folder = ROOT / "checkpoints" / name
-        if folder.is_dir():
-            model = load_generator(folder)
-            models.append((name, model, model.task.train_size or 256))
+        if not (folder / "model.safetensors").is_file():
+            print(f"skipped {name}: no {folder / 'model.safetensors'}", file=sys.stderr)
+            continue
+        model = load_generator(folder)
+        models.append((name, model, model.task.train_size or 256))
     for name, model, size in models:
         measured = bench_backends(name, model, size)
         results["backends"].append(measured)

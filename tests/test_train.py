@@ -31,6 +31,7 @@ from train.train import (
     lr_factor,
     main,
     parse_args,
+    warmup_steps,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,6 +159,25 @@ def test_epoch_order_and_crops_depend_only_on_seed_epoch_index(aligned: Path) ->
     assert not torch.equal(items[(5, 1)]["input"], one)  # another epoch, another crop
 
 
+def test_seeded_items_leave_the_cuda_generators_alone(
+    aligned: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # torch.manual_seed reseeds CUDA's generators too, which would reset a GPU run's dropout
+    # masks at every example; the CPU generator alone drives the crops and flips.
+    from train.data import PairedDataset
+
+    reseeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: reseeded.append(seed))
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: reseeded.append(seed))
+    items = SeededItems(PairedDataset(aligned, load_size=136, crop_size=128), seed=0)
+    items[(0, 1)]
+    assert reseeded == []
+
+
+def test_warmup_steps_leave_a_steady_part() -> None:
+    assert [warmup_steps(n) for n in (0, 4, 5, 10, 60, 1000)] == [0, 0, 1, 2, 12, 20]
+
+
 def test_options_given_are_told_from_defaults() -> None:
     args = parse_args(["--resume", "x", "--ngf", "64", "--no-flip"])
     assert set(args.given) == {"resume", "ngf", "no_flip"}
@@ -240,6 +260,8 @@ def test_run_writes_a_loadable_model_with_card_samples_logs_and_checkpoint(
     assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (2, 0, 2)
     assert state["processes"][0]["images"] == 2
     assert summary(out)["images"] == 2 and summary(out)["world_size"] == 1
+    # Too short for a steady rate: no warm-up steps to leave out, so none is given.
+    assert summary(out)["warmup_steps"] == 0 and summary(out)["steady_images_per_second"] is None
 
 
 @pytest.mark.parametrize("layout", ["aligned", "paired", "photos"])
@@ -291,6 +313,9 @@ def test_l1_decreases_on_a_learnable_mapping(aligned: Path, tmp_path: Path) -> N
     before = load_generator(tmp_path / "start").task.metrics["val_l1"]
     after = load_generator(tmp_path / "trained").task.metrics["val_l1"]
     assert after < 0.85 * before, (before, after)
+    # 30 steps: the first 6 are left out of the steady rate (what a GPU benchmark compares).
+    trained = summary(tmp_path / "trained")
+    assert trained["warmup_steps"] == 6 and trained["steady_images_per_second"] > 0
 
 
 @pytest.mark.parametrize("workers", [0, 2])
