@@ -77,6 +77,12 @@ def test_page_is_cross_origin_isolated_and_picks_the_browser(page) -> None:
     assert choice["where"] == "browser", choice
     assert choice["backend"] == "wasm" and choice["threads"] >= 1, choice
     assert choice["browserMs"] > 0 and choice["serverMs"] > 0, choice
+    # Nothing drawn yet: the label says where a drawing will be translated, the tooltip why.
+    state = output_state(page)
+    assert not state["shown"], state
+    assert state["label"].startswith("Ready · draw to translate in your browser · WASM"), state
+    assert state["label"].endswith(f"{round(choice['browserMs'])} ms a run"), state
+    assert state["why"].startswith("Why here: browser "), state
     assert_no_problems(page)
 
 

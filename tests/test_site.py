@@ -20,6 +20,7 @@ from bench.chromium import (
     output_state,
     png_pixels,
     stroke_points,
+    wait_for_choice,
     wait_for_output,
     wait_settled,
 )
@@ -109,6 +110,9 @@ def test_site_draws_and_translates_in_the_browser(site: Path, isolation: bool) -
         assert page.evaluate("crossOriginIsolated") is isolation
         wait_settled(page)
         assert not output_state(page)["shown"], "nothing drawn: the placeholder shows"
+        wait_for_choice(page, "test-edges")
+        label = output_state(page)["label"]
+        assert label.startswith("Ready · draw to translate in your browser · WASM"), label
 
         _, version = draw_stroke(page, stroke_points(1, 12), step_ms=20)
         wait_for_output(page, version)

@@ -152,6 +152,9 @@ function pix2pixCanvas(element, props, server, watch) {
     mark('choice');
     if (st.cfg && st.cfg.model === model) {
       root.dataset.where = where;
+      if (st.result === 'none' && !statusEl.classList.contains('p2p-error')) {
+        setStatus(readyText(st.cfg), false, whyHere(model));
+      }
       if (where === 'browser' && st.result === 'server') st.sentKey = '';  // redo it here
       pump();
     }
@@ -471,6 +474,21 @@ function pix2pixCanvas(element, props, server, watch) {
     statusEl.classList.toggle('p2p-error', error);
   }
 
+  // The label before the first output: where the model will run, or that this is being found out.
+  function readyText(s) {
+    if (!s || !s.browser) return '';
+    const c = stats.choice[s.model];
+    if (!c || c.where === 'pending') {
+      return server ? 'Measuring whether your browser or the server is faster…'
+        : 'Loading the model into your browser…';
+    }
+    if (c.where === 'server') return 'Ready · draw to translate on the server';
+    const backend = (c.backend || 'wasm').toUpperCase();
+    const threads = backend === 'WASM' && c.threads > 1 ? ' · ' + c.threads + ' threads' : '';
+    const ms = c.browserMs != null ? ' · ' + Math.round(c.browserMs) + ' ms a run' : '';
+    return 'Ready · draw to translate in your browser · ' + backend + threads + ms;
+  }
+
   // Why `model` runs where it does, in words (the measurement behind the choice), or ''.
   function whyHere(model) {
     const c = stats.choice[model];
@@ -487,7 +505,7 @@ function pix2pixCanvas(element, props, server, watch) {
     st.shown = -1;
     root.dataset.shown = -1;
     root.dataset.settled = version;
-    setStatus('');
+    setStatus(readyText(st.cfg), false, st.cfg ? whyHere(st.cfg.model) : '');
   }
 
   function showResult(version, draw, where, label, why = '') {
