@@ -47,7 +47,7 @@ EXPLICIT = ("eager", "cuda-fp16-channels-last", "cuda-graph-fp16")  # Translator
 CUDA_NAMES = tuple(c.name for c in backends.CANDIDATES if c.device_type == "cuda")
 
 
-def _timed(fn: Callable[[], object], *, runs: int, warmup: int = 5) -> dict[str, float]:
+def cuda_timings(fn: Callable[[], object], *, runs: int, warmup: int = 5) -> dict[str, float]:
     """p50 / p95 of ``fn`` in ms, the GPU synchronised after each call."""
     for _ in range(warmup):
         fn()
@@ -97,10 +97,10 @@ def bench_model(name: str, model: Pix2PixGenerator, size: int, runs: int) -> dic
     image = _images(1, size)[0]
     auto = Translator(model, device=device)
     auto(image)  # reads the choice just made from the cache
-    end_to_end = {"auto": _timed(lambda: auto(image), runs=runs)}
+    end_to_end = {"auto": cuda_timings(lambda: auto(image), runs=runs)}
     for backend in EXPLICIT:
         t = Translator(model, device=device, backend=backend)
-        end_to_end[backend] = _timed(lambda t=t: t(image), runs=runs)
+        end_to_end[backend] = cuda_timings(lambda t=t: t(image), runs=runs)
     copies = host_copies(lambda: auto(image))
 
     # Throughput: fp32 eager on a GPU tensor (the baseline) against the chosen path.
@@ -112,9 +112,9 @@ def bench_model(name: str, model: Pix2PixGenerator, size: int, runs: int) -> dic
         pics = _images(batch, size)
         runs_b = runs if batch == 1 else max(5, runs // 4)
         # Both to 8-bit pixels on the host: an output on the GPU is not yet a result.
-        base = _timed(lambda x=x: backends.to_pixels(eager(x)), runs=runs_b)
-        ours = _timed(lambda x=x: backends.to_pixels(runner(x)), runs=runs_b)
-        pil = _timed(lambda p=pics: auto(p), runs=max(3, runs_b // 2), warmup=2)
+        base = cuda_timings(lambda x=x: backends.to_pixels(eager(x)), runs=runs_b)
+        ours = cuda_timings(lambda x=x: backends.to_pixels(runner(x)), runs=runs_b)
+        pil = cuda_timings(lambda p=pics: auto(p), runs=max(3, runs_b // 2), warmup=2)
         through[f"batch{batch}"] = {
             "fp32_eager_tensor_images_per_s": round(1000 * batch / base["p50_ms"], 1),
             "auto_tensor_to_uint8_images_per_s": round(1000 * batch / ours["p50_ms"], 1),

@@ -10,28 +10,14 @@ without a CUDA GPU. Figures: docs/PERFORMANCE.md, NVIDIA H200 section.
 from __future__ import annotations
 
 import copy
-import statistics
 import sys
-import time
 from collections.abc import Callable
 
 import torch
 
 from bench.benchmark import paper_generator
+from bench.gpu import cuda_timings
 from pix2pix import backends, networks
-
-
-def _median_ms(fn: Callable[[], object], runs: int = 20, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        samples.append(1000 * (time.perf_counter() - start))
-    return statistics.median(samples)
 
 
 def _path(model: torch.nn.Module, dtype: torch.dtype, channels_last: bool) -> Callable:
@@ -51,7 +37,9 @@ def _path(model: torch.nn.Module, dtype: torch.dtype, channels_last: bool) -> Ca
 
 def _measure(run: Callable, x: torch.Tensor) -> tuple[float, float]:
     """(forward, forward + 8-bit pixels on the host) ms p50 of ``run`` on ``x``."""
-    return _median_ms(lambda: run(x)), _median_ms(lambda: backends.to_pixels(run(x)))
+    forward = cuda_timings(lambda: run(x), runs=20)
+    to_host = cuda_timings(lambda: backends.to_pixels(run(x)), runs=20)
+    return forward["p50_ms"], to_host["p50_ms"]
 
 
 def main() -> int:
