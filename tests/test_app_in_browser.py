@@ -249,29 +249,6 @@ def test_a_stroke_generated_in_the_page_draws_like_the_mouse(page) -> None:
     assert_no_problems(page)
 
 
-def test_runs_rest_between_updates_while_drawing_and_not_at_pointer_up(page) -> None:
-    # tuning.runSpacing: while drawing, a browser run starts no sooner than that many times the
-    # last run's time after it; at pointer-up the final drawing is translated at once.
-    select_model(page, "Test edges", "test-edges")
-    assert _choice(page, "test-edges")["where"] == "browser"
-    tuning = f"document.querySelector('{CANVAS} .p2p').p2pTuning"
-    assert page.evaluate(f"{tuning}.runSpacing") > 1  # the default spaces them out
-    during = {}
-    try:
-        for spacing in (1, 10_000):
-            page.evaluate(f"{tuning}.runSpacing = {spacing}; {tuning}.maxRestMs = 1e9")
-            page.locator(f"{CANVAS} .p2p-clear").click()
-            wait_settled(page)
-            during[spacing], version = draw_stroke_in_page(page, stroke_points(5, 40), step_ms=25)
-            wait_for_output(page, version)  # the last drawing is shown in both cases
-            assert output_state(page)["where"] == "browser"
-    finally:
-        page.evaluate(f"{tuning}.runSpacing = 1.6; {tuning}.maxRestMs = 50")
-    assert during[1] >= 3, during  # ~1 s of drawing, runs back to back
-    assert during[10_000] <= 1, during  # only the run started before the spacing applies
-    assert_no_problems(page)
-
-
 def test_a_seed_runs_on_the_server(page) -> None:
     select_model(page, "Test edges", "test-edges")
     assert _choice(page, "test-edges")["where"] == "browser"

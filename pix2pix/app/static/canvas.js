@@ -54,7 +54,6 @@ function pix2pixCanvas(element, props, server, watch) {
   const st = {
     cfg: null, layout: '', tool: 'pen', color: [0, 0, 0], width: 1, scale: 1, crisp: false,
     undo: [], version: 0, sentVersion: -1, sentKey: '', inflight: false, shown: -1,
-    nextRunAt: 0, spacer: null,  // the next browser run while drawing: see pump()
     drawing: false, pointer: null, last: null, start: null, before: null, pendingUp: null,
     exported: { version: -1, url: '' }, pixels: { version: -1, layout: '', data: null },
     result: 'none',  // what the output pane holds: none | browser | server
@@ -67,13 +66,6 @@ function pix2pixCanvas(element, props, server, watch) {
     marks: null,  // when each start-up phase ended (engine.js)
   };
   root.p2pStats = stats;
-  // Settings a benchmark may change on a live page. While drawing, a browser run starts no sooner
-  // than runSpacing times the previous run's time after that run started (1: back to back), and
-  // the rest between runs is at most maxRestMs (slow models keep their update rate). Measured on
-  // 2 cores (docs/PERFORMANCE.md): 1.6 took pointer-up -> output from 104 to 99 ms at 9.2 instead
-  // of 12.3 updates/s; 2.2 to 84 ms, but at 6.5 updates/s.
-  const tuning = { runSpacing: 1.6, maxRestMs: 50 };
-  root.p2pTuning = tuning;
 
   const rgb = (c) => 'rgb(' + c[0] + ',' + c[1] + ',' + c[2] + ')';
   const hex = (c) => '#' + c.map((v) => v.toString(16).padStart(2, '0')).join('');
@@ -589,27 +581,10 @@ function pix2pixCanvas(element, props, server, watch) {
       }
       return;  // decide() calls pump() when the browser is ready
     }
-    if (where === 'browser' && st.drawing) {
-      // While a stroke is drawn, the worker rests between runs (tuning.runSpacing): a pointer-up then
-      // finds it idle more often and its final result comes sooner, and the page keeps CPU for
-      // drawing. At pointer-up (st.drawing false) the run starts at once.
-      const wait = st.nextRunAt - performance.now();
-      if (wait > 0) {
-        clearTimeout(st.spacer);
-        st.spacer = setTimeout(pump, wait);
-        return;
-      }
-    }
     st.sentVersion = version; st.sentKey = key; st.inflight = true;
-    const started = performance.now();
     try {
-      if (where === 'browser') {
-        await viaBrowser(s, version);
-        const took = performance.now() - started;
-        st.nextRunAt = started + took + Math.min((tuning.runSpacing - 1) * took, tuning.maxRestMs);
-      } else {
-        await viaServer(s, version);
-      }
+      if (where === 'browser') await viaBrowser(s, version);
+      else await viaServer(s, version);
     } catch (err) {
       stats.errors += 1;
       setStatus((err && err.message) || 'Translation failed.', true);
