@@ -81,9 +81,10 @@ def test_gpu_benchmark_tables() -> None:
             assert line.count("|") in {5, 6, 7, 9}, line
 
 
-def test_gpu_benchmark_says_when_there_is_no_gpu() -> None:
-    done = subprocess.run([sys.executable, "-m", "bench.gpu"], cwd=ROOT, capture_output=True,
-                          text=True, check=False)  # fmt: skip
+@pytest.mark.parametrize("module", ["bench.gpu", "bench.gpu_layouts"])
+def test_gpu_benchmarks_say_when_there_is_no_gpu(module: str) -> None:
     if torch.cuda.is_available():
-        pytest.skip("a GPU is present: bench.gpu would run the whole benchmark")
-    assert done.returncode == 2 and "needs a CUDA GPU" in done.stderr
+        pytest.skip(f"a GPU is present: {module} would run the whole benchmark")
+    done = subprocess.run([sys.executable, "-m", module], cwd=ROOT, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert done.returncode == 2 and "needs a CUDA GPU" in done.stderr, done.stderr
