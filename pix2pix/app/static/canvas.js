@@ -146,8 +146,10 @@ function pix2pixCanvas(element, props, server, watch) {
       downloadMs: info && info.downloadMs, sessionMs: info && info.sessionMs,
       downloads: info && info.downloads,
     };
-    if (!remembered && server && serverMs !== null && browserMs !== null) {
-      engine.remember(model, s.browser.onnx, stats.choice[model]);
+    if (!remembered && server && serverMs !== null && browserMs !== null
+        && engine.remember(model, s.browser.onnx, stats.choice[model])) {
+      stats.choice[model].reason += '; this browser remembers the choice for ' + engine.memoryDays
+        + ' days (measured again when the model file or this device changes)';
     }
     mark('choice');
     if (st.cfg && st.cfg.model === model) {
@@ -394,8 +396,8 @@ function pix2pixCanvas(element, props, server, watch) {
     st.drawing = false; st.pointer = null; st.before = null;
     if (st.shown >= st.version) stats.latencies.push(0);  // the final drawing is already shown
     else st.pendingUp = { t: performance.now(), version: st.version };
+    pump();  // first: the final drawing's run starts before its PNG is encoded
     commit();
-    pump();
   }
   canvas.addEventListener('pointerup', endStroke);
   canvas.addEventListener('pointercancel', endStroke);
@@ -483,10 +485,14 @@ function pix2pixCanvas(element, props, server, watch) {
         : 'Loading the model into your browser…';
     }
     if (c.where === 'server') return 'Ready · draw to translate on the server';
-    const backend = (c.backend || 'wasm').toUpperCase();
-    const threads = backend === 'WASM' && c.threads > 1 ? ' · ' + c.threads + ' threads' : '';
     const ms = c.browserMs != null ? ' · ' + Math.round(c.browserMs) + ' ms a run' : '';
-    return 'Ready · draw to translate in your browser · ' + backend + threads + ms;
+    return 'Ready · draw to translate in your browser · ' + runtimeText(c.backend, c.threads) + ms;
+  }
+
+  // The browser runtime in words: 'WASM · 2 threads', 'WASM', 'WEBGPU'.
+  function runtimeText(backend, threads) {
+    const name = (backend || 'wasm').toUpperCase();
+    return name + (name === 'WASM' && threads > 1 ? ' · ' + threads + ' threads' : '');
   }
 
   // Why `model` runs where it does, in words (the measurement behind the choice), or ''.
@@ -532,13 +538,11 @@ function pix2pixCanvas(element, props, server, watch) {
     stats.browserMs.push(res.ms);
     if (stats.browserMs.length > 5000) stats.browserMs.splice(0, 2500);
     const info = stats.choice[s.model] || {};
-    const backend = (res.backend || 'wasm').toUpperCase();
-    const threads = backend === 'WASM' && info.threads > 1 ? ' · ' + info.threads + ' threads' : '';
     showResult(version, () => {
       out.width = res.width; out.height = res.height;
       outCtx.putImageData(new ImageData(new Uint8ClampedArray(res.pixels), res.width), 0, 0);
-    }, 'browser', 'in your browser · ' + backend + threads + ' · ' + Math.round(res.ms) + ' ms',
-    whyHere(s.model));
+    }, 'browser', 'in your browser · ' + runtimeText(res.backend, info.threads) + ' · '
+      + Math.round(res.ms) + ' ms', whyHere(s.model));
   }
 
   async function viaServer(s, version) {

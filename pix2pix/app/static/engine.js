@@ -101,13 +101,18 @@ function p2pEngine() {
         return null;  // storage switched off, or an entry that is not ours
       }
     },
-    remember(model, file, c) {  // c: {where, browserMs, serverMs}
+    memoryDays: MEMORY_DAYS,
+    // Remember `model`'s choice `c` ({where, browserMs, serverMs}); false when storage refused it.
+    remember(model, file, c) {
       try {
         localStorage.setItem(memoryKey(model), JSON.stringify({
           where: c.where, browserMs: c.browserMs, serverMs: c.serverMs,
           file, device: device(), at: Date.now(),
         }));
-      } catch (err) { /* storage full or switched off: measured again next time */ }
+        return true;
+      } catch (err) {
+        return false;  // storage full or switched off: measured again next time
+      }
     },
     // How long a run of `model` takes from this page (message to the worker, model run, answer):
     // one untimed run (the first allocates), then the best of `runs`; a busy page (still
