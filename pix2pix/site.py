@@ -11,6 +11,9 @@ receives::
     ort/                  onnxruntime-web's WASM build (and its WebGPU build unless --no-webgpu)
     models/<id>.onnx      each model's ONNX export: dropout off, each image's own statistics
                           (pix2pix.export, checked against PyTorch); fp16 storage unless --fp32
+    models/<id>.stage<i>.onnx  the same graph cut into 4 stages (pix2pix.stages), which a
+                          cross-origin isolated page runs in WASM so that a run of an older drawing
+                          stops between two when the pointer lifts
     examples/<id>/        up to 8 example inputs per registry model
     README.md             Hugging Face Space front matter (sdk: static, COOP/COEP headers)
     LICENSES.md           the licences of this project, onnxruntime-web and each model
@@ -131,7 +134,9 @@ def build_site(
 def _export_model(
     source: str, out: Path, *, registry: str | Path | None, fp16: bool, webgpu: bool
 ) -> SiteModel:
+    from pix2pix.app.browser import STAGES
     from pix2pix.export import export_onnx
+    from pix2pix.stages import write_stages
 
     entry = _registry_entry(source, registry)
     if entry is not None:
@@ -158,6 +163,9 @@ def _export_model(
         metadata={"model_id": model_id},
     )  # fmt: skip
     print(report.summary(), file=sys.stderr)
+    # The stages an isolated page's WASM session runs (a run can stop between them).
+    targets = [onnx.with_name(f"{model_id}.stage{i}.onnx") for i in range(STAGES)]
+    stage_files = write_stages(onnx, targets, height=size, width=size)
 
     fill = 0
     if fill_name and task.class_names and fill_name in task.class_names:
@@ -185,6 +193,7 @@ def _export_model(
         "examples": urls,
         "browser": {
             "onnx": onnx.relative_to(out).as_posix(),
+            "stages": [p.relative_to(out).as_posix() for p in stage_files],
             "ort": "ort/",
             "worker": "static/runner.js",
             "webgpu": webgpu,
@@ -288,7 +297,9 @@ No server runs; the page loads nothing beyond its own files.
 {rows}
 
 The models are ONNX exports (`models/`, {weights}) with dropout off and each image normalised by
-its own statistics, the paper's test mode. Licences: [LICENSES.md](LICENSES.md).
+its own statistics, the paper's test mode; `models/<id>.stage*.onnx` is the same graph cut into
+stages, which a cross-origin isolated page runs so that it can drop a run of an older drawing
+when the pointer lifts. Licences: [LICENSES.md](LICENSES.md).
 
 ## Publish it
 
@@ -331,7 +342,10 @@ def _licenses(models: list[SiteModel], ort_version: str | None, with_examples: b
     for m in models:
         lic = m.license or "not stated by the model's metadata: ask its author before reuse"
         data = f"; trained on {m.dataset}" if m.dataset else ""
-        lines.append(f"- **{m.name}** (`models/{m.id}.onnx`, from `{m.source}`): {lic}{data}.")
+        lines.append(
+            f"- **{m.name}** (`models/{m.id}.onnx` and its stages `models/{m.id}.stage*.onnx`, "
+            f"from `{m.source}`): {lic}{data}."
+        )
     credits = root / "examples" / "README.md"
     if with_examples and credits.is_file():
         # The example inputs carry their own credits (OpenMoji line art: CC BY-SA 4.0).

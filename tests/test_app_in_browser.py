@@ -89,14 +89,17 @@ def test_page_is_cross_origin_isolated_and_picks_the_browser(page) -> None:
 def test_the_page_head_starts_the_runtime_before_the_canvas(page, server) -> None:
     # launch(head=...) runs engine.js early: it asks for the default model's settings and starts
     # the worker, onnxruntime-web and the model's download before Gradio mounts the canvas, which
-    # then uses that same engine: the model is downloaded once.
+    # then uses that same engine: the model is downloaded once. The page is cross-origin
+    # isolated, so the WASM session is the model's stages (a run can stop between them), each
+    # file fetched once, and the whole graph is not fetched at all.
     _choice(page, "test-edges")
     marks = canvas_stats(page)["marks"]
     assert marks["preload"] < marks["canvas"], marks
     for phase in ("worker", "runtime", "session", "warmup", "timed", "roundtrip", "choice"):
         assert phase in marks, (phase, marks)
     downloads = [u for u in page.requests if "/p2p/models/test-edges.onnx" in u]
-    assert len(downloads) == 1, downloads
+    stages = [f"&stage={i}" for i in range(browser.STAGES)]
+    assert sorted(u[u.index("&") :] for u in downloads) == stages, downloads
     preload = _get(server.url + "p2p/preload.json")
     assert preload[0] == 200
     import json
@@ -259,6 +262,41 @@ def test_a_stroke_generated_in_the_page_draws_like_the_mouse(page) -> None:
     assert_no_problems(page)
 
 
+def test_a_run_of_an_older_drawing_is_dropped_between_stages(page, server) -> None:
+    # The page is isolated: the worker runs the model's stages and checks the shared generation
+    # before each. supersede() right after posting a run drops it (it answers {superseded}), a
+    # run posted after it completes, and gives what a run nobody dropped gives.
+    assert _choice(page, "test-edges")["where"] == "browser"
+    result = page.evaluate(
+        """async (size) => {
+            const e = p2pSharedEngine;
+            const data = new Uint8ClampedArray(4 * size * size);
+            for (let i = 0; i < data.length; i++) data[i] = (i * 7919) % 251;
+            const image = { width: size, height: size, data };
+            const older = e.run('test-edges', image);
+            const dropped = e.supersede();
+            const newer = e.run('test-edges', image);
+            const [a, b] = await Promise.all([older, newer]);
+            const c = await e.run('test-edges', image);
+            const same = b.pixels.length === c.pixels.length
+                && b.pixels.every((v, i) => v === c.pixels[i]);
+            return { dropped, a: !!a.superseded, aPixels: !!a.pixels, b: !!b.superseded,
+                     same, size: b.pixels.length };
+        }""",
+        server.app.store.get("test-edges").size,
+    )
+    assert result["dropped"] and result["a"] and not result["aPixels"], result
+    assert not result["b"] and result["same"] and result["size"] > 0, result
+    # Quick strokes: pointer-ups that drop the canvas's busy run still end on the final drawing.
+    errors = canvas_stats(page)["errors"]
+    for i in range(6):
+        _, version = draw_stroke(page, stroke_points(i + 20, 12), step_ms=4)
+        wait_for_output(page, version)
+    assert canvas_stats(page)["errors"] == errors
+    assert output_state(page)["where"] == "browser"
+    assert_no_problems(page)
+
+
 def test_a_seed_runs_on_the_server(page) -> None:
     select_model(page, "Test edges", "test-edges")
     assert _choice(page, "test-edges")["where"] == "browser"
@@ -331,3 +369,15 @@ def test_routes_serve_only_what_the_canvas_needs(server) -> None:
 
     graph = onnx.load_from_string(body).graph
     assert [i.name for i in graph.input] == ["input"]
+    # The model's stages (what an isolated page's WASM session runs), and only those.
+    stage_inputs = []
+    for i in range(browser.STAGES):
+        status, _, part = _get(server.url + f"p2p/models/test-edges.onnx?stage={i}")
+        assert status == 200, i
+        stage_graph = onnx.load_from_string(part).graph
+        stage_inputs.append([v.name for v in stage_graph.input])
+    assert stage_inputs[0] == ["input"] and all(stage_inputs[1:]), stage_inputs
+    assert [o.name for o in stage_graph.output] == ["output"]
+    for bad in (str(browser.STAGES), "-1", "1e3", "0x1", "a" * 40):
+        status, _, body = _get(server.url + f"p2p/models/test-edges.onnx?stage={bad}")
+        assert status == 404 and b"stage" in body, bad

@@ -8,7 +8,9 @@
   visitor's page loads nothing from a CDN: it needs no network beyond the app.
 - ``/p2p/models/<id>.onnx``: the model's ONNX export (``pix2pix.export``: dropout off, each image's
   own statistics, checked against PyTorch), made on first request, or ahead by ``prefetch``, and
-  cached on disk by a hash of the weights and export settings.
+  cached on disk by a hash of the weights and export settings. ``?stage=i`` answers its i-th of
+  ``STAGES`` stages (``pix2pix.stages``): a cross-origin isolated page runs those in WASM, so
+  that a run of an older drawing stops at the next stage when the pointer lifts.
 - ``/p2p/preload.json``: the default model's canvas settings (``{model, size, browser}``, or
   ``{}`` while it cannot run in the browser), read by the early start in the page's head
   (``canvas.HEAD``, ``static/engine.js``).
@@ -63,6 +65,7 @@ ORT_WEBGPU = (
     "ort-wasm-simd-threaded.asyncify.wasm",
 )
 WORKER = "runner.js"
+STAGES = 4  # the browser's WASM runs cut into this many stages (docs/PERFORMANCE.md attempt 30)
 EXPORT_VERSION = 1  # bump when the export's settings change, to invalidate cached files
 MEDIA_TYPES = {
     ".js": "text/javascript",
@@ -294,13 +297,30 @@ class OnnxExports:
                 log.info("exported %s for the browser: %s", model_id, report.summary())
         return target
 
+    def stage_path(self, model_id: str, stage: int) -> Path:
+        """The ``stage``-th of the model's ``STAGES`` stages (an ONNX file), cut from its export
+        now if not cached; raises ModelError/ValueError, and ``LookupError`` for a stage the model
+        has not got (a graph with fewer convolutions than ``STAGES``)."""
+        from pix2pix.stages import write_stages
+
+        full = self.path(model_id)
+        served = self.store.get(model_id)
+        targets = [full.with_name(f"{full.stem}.stage{i}of{STAGES}.onnx") for i in range(STAGES)]
+        with self._locks[model_id]:
+            if not targets[0].is_file():  # written last (write_stages)
+                written = write_stages(full, targets, height=served.size, width=served.size)
+                log.info("cut %s into %d stages for the browser", model_id, len(written))
+        if not 0 <= stage < STAGES or not targets[stage].is_file():
+            raise LookupError(f"model {model_id} has no stage {stage}")
+        return targets[stage]
+
     def prefetch(self, model_ids: Iterable[str]) -> threading.Thread:
         """Export models in a background thread, so the first visitor does not wait for it."""
 
         def work() -> None:
             for model_id in model_ids:
                 try:
-                    self.path(model_id)
+                    self.stage_path(model_id, 0)  # the export, then its stages
                 except Exception as e:  # one failed export must not stop the others
                     log.warning("browser export of %s failed: %s", model_id, e)
 
@@ -316,8 +336,10 @@ def browser_settings(exports: OnnxExports, served: ServedModel) -> dict[str, Any
     dist = ort_dist()
     if dist is None:
         return None
+    onnx = f"{PREFIX}/models/{served.entry.id}.onnx?v={exports.key(served)}"
     return {
-        "onnx": f"{PREFIX}/models/{served.entry.id}.onnx?v={exports.key(served)}",
+        "onnx": onnx,
+        "stages": [f"{onnx}&stage={i}" for i in range(STAGES)],
         "ort": f"{PREFIX}/ort/",
         "worker": f"{PREFIX}/static/{WORKER}",
         "webgpu": ortweb.is_complete(dist, ORT_WEBGPU),
@@ -371,9 +393,15 @@ def routes(
         match = _MODEL_FILE.match(request.path_params["name"])
         if exports is None or match is None:
             return PlainTextResponse("no such model file", status_code=404)
+        stage = request.query_params.get("stage")
+        if stage is not None and not re.fullmatch(r"[0-9]{1,2}", stage):
+            return PlainTextResponse(f"no such stage: {stage[:20]!r}", status_code=404)
         try:
-            path = exports.path(match.group(1))
-        except ModelError as e:
+            if stage is None:
+                path = exports.path(match.group(1))
+            else:
+                path = exports.stage_path(match.group(1), int(stage))
+        except (ModelError, LookupError) as e:
             return PlainTextResponse(str(e), status_code=404)
         except Exception as e:  # the canvas falls back to the server
             log.warning("browser export of %s failed: %s", match.group(1), e)

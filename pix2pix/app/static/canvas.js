@@ -53,7 +53,8 @@ function pix2pixCanvas(element, props, server, watch) {
 
   const st = {
     cfg: null, layout: '', tool: 'pen', color: [0, 0, 0], width: 1, scale: 1, crisp: false,
-    undo: [], version: 0, sentVersion: -1, sentKey: '', inflight: false, shown: -1,
+    undo: [], version: 0, sentVersion: -1, sentKey: '', shown: -1,
+    inflight: false, inflightVersion: -1,  // where the drawing `inflightVersion` is being run
     drawing: false, pointer: null, last: null, start: null, before: null, pendingUp: null,
     exported: { version: -1, url: '' }, pixels: { version: -1, layout: '', data: null },
     result: 'none',  // what the output pane holds: none | browser | server
@@ -62,6 +63,7 @@ function pix2pixCanvas(element, props, server, watch) {
   // requests sent to the server, and per model where it runs and why.
   const stats = {
     latencies: [], shown: [], serverMs: [], browserMs: [], errors: 0, sent: 0, serverCalls: 0,
+    supersedes: 0,  // pointer-ups that dropped a browser run of an older drawing
     choice: {}, engineError: null,
     marks: null,  // when each start-up phase ended (engine.js)
   };
@@ -110,7 +112,7 @@ function pix2pixCanvas(element, props, server, watch) {
       remembered = true;
     } else {
       try {
-        info = await engine.load(model, s.browser.onnx, s.size);
+        info = await engine.load(model, s.browser.onnx, s.size, s.browser.stages);
         browserMs = (await engine.time(model, s.size)).ms;  // also warms the session up
         if (memory) {  // the reason quotes the measurement that made the choice
           ({ browserMs, serverMs } = memory);
@@ -396,6 +398,10 @@ function pix2pixCanvas(element, props, server, watch) {
     st.drawing = false; st.pointer = null; st.before = null;
     if (st.shown >= st.version) stats.latencies.push(0);  // the final drawing is already shown
     else st.pendingUp = { t: performance.now(), version: st.version };
+    // A browser run of an older drawing would delay the final one: drop it at its next stage.
+    if (st.inflight === 'browser' && st.inflightVersion < st.version && engine.supersede()) {
+      stats.supersedes += 1;
+    }
     pump();  // first: the final drawing's run starts before its PNG is encoded
     commit();
   }
@@ -535,6 +541,7 @@ function pix2pixCanvas(element, props, server, watch) {
 
   async function viaBrowser(s, version) {
     const res = await engine.run(s.model, modelPixels());
+    if (res.superseded) return;  // dropped for a newer drawing, which pump() sends next
     stats.browserMs.push(res.ms);
     if (stats.browserMs.length > 5000) stats.browserMs.splice(0, 2500);
     const info = stats.choice[s.model] || {};
@@ -585,7 +592,7 @@ function pix2pixCanvas(element, props, server, watch) {
       }
       return;  // decide() calls pump() when the browser is ready
     }
-    st.sentVersion = version; st.sentKey = key; st.inflight = true;
+    st.sentVersion = version; st.sentKey = key; st.inflight = where; st.inflightVersion = version;
     try {
       if (where === 'browser') await viaBrowser(s, version);
       else await viaServer(s, version);

@@ -25,6 +25,10 @@ function p2pEngine() {
   const engine = {
     worker: null, failed: null, seq: 0, waiting: new Map(), loads: new Map(), timings: new Map(),
     info: null, marks: {}, onfail: null,
+    // Int32 [generation], shared with the worker (cross-origin isolated pages only): bumped by
+    // supersede(), which drops the runs posted before at their next stage boundary.
+    generation: self.crossOriginIsolated && typeof SharedArrayBuffer === 'function'
+      ? new Int32Array(new SharedArrayBuffer(4)) : null,
 
     mark(phase) {
       if (phase in this.marks) return;
@@ -42,7 +46,8 @@ function p2pEngine() {
       this.mark('worker');
       this.worker.onmessage = (e) => this.answer(e.data);
       this.worker.onerror = (e) => { e.preventDefault(); this.fail(e.message || 'worker error'); };
-      this.call({ type: 'init', ort: abs(b.ort), webgpu: b.webgpu !== false }).then(
+      const cancel = this.generation ? this.generation.buffer : null;
+      this.call({ type: 'init', ort: abs(b.ort), webgpu: b.webgpu !== false, cancel }).then(
         (info) => { this.info = info; this.mark('runtime'); },
         (err) => this.fail(err.message),
       );
@@ -72,10 +77,12 @@ function p2pEngine() {
       if (m.error) w.reject(new Error(m.error)); else w.resolve(m);
     },
     // Download `model`'s ONNX file and create its session (once per model; url: the export, whose
-    // ?v= names the weights). Resolves to {backend, threads, ms, downloadMs, sessionMs}.
-    load(model, url, size) {
+    // ?v= names the weights; stages: the URLs of its stages, or none). Resolves to
+    // {backend, threads, ms, downloadMs, sessionMs}.
+    load(model, url, size, stages) {
       if (!this.loads.has(model)) {
-        const loaded = this.call({ type: 'load', model, url: abs(url), size }).then((info) => {
+        const msg = { type: 'load', model, url: abs(url), size, stages: (stages || []).map(abs) };
+        const loaded = this.call(msg).then((info) => {
           this.mark('session');
           return info;
         });
@@ -84,12 +91,22 @@ function p2pEngine() {
       }
       return this.loads.get(model);
     },
-    run(model, image) {  // image: ImageData-like {width, height, data}; resolves to {pixels, ms, ...}
+    // image: ImageData-like {width, height, data}. Resolves to {pixels, ms, ...}, or to
+    // {superseded: true} when supersede() was called before the run's last stage.
+    run(model, image) {
       const copy = new Uint8ClampedArray(image.data);
+      const generation = this.generation ? Atomics.load(this.generation, 0) : undefined;
       return this.call(
-        { type: 'run', model, width: image.width, height: image.height, rgba: copy },
+        { type: 'run', model, width: image.width, height: image.height, rgba: copy, generation },
         [copy.buffer],
       );
+    },
+    // Drop the runs posted so far (each stops at its next stage boundary and resolves to
+    // {superseded: true}); false where runs cannot be dropped (the page is not isolated).
+    supersede() {
+      if (!this.generation) return false;
+      Atomics.add(this.generation, 0, 1);
+      return true;
     },
     // The remembered choice for `model` measured on the export `file` on this device, or null.
     recall(model, file) {
@@ -158,6 +175,6 @@ function p2pPreload(url) {
     const memory = engine.recall(s.model, s.browser.onnx);
     if (memory && memory.where === 'server') return;  // measured before: the server is faster
     engine.start(s.browser);
-    engine.load(s.model, s.browser.onnx, s.size).then(() => engine.time(s.model, s.size), () => {});
+    engine.load(s.model, s.browser.onnx, s.size, s.browser.stages).then(() => engine.time(s.model, s.size), () => {});
   }, () => {});
 }

@@ -2,18 +2,23 @@
 // so that a model run never blocks the page (drawing stays smooth even for the paper's generator).
 //
 // Messages (each carries an `id`; the answer repeats it, with `error` when something failed):
-//   {type: 'init', ort, webgpu}  load onnxruntime-web from the folder `ort` (the app's own origin);
+//   {type: 'init', ort, webgpu, cancel?}  load onnxruntime-web from the folder `ort` (the app's own origin);
 //       the WebGPU build when `webgpu` and the browser has a real (not software) GPU adapter,
 //       otherwise the WASM build. `webgpu: 'software'` takes a software adapter too (SwiftShader:
 //       far slower than WASM; for tests of the WebGPU kernels on machines without a GPU).
+//       `cancel`: a SharedArrayBuffer (Int32 [generation]) the page bumps to drop older runs.
 //       -> {backends, threads}
-//   {type: 'load', model, url, size, backend?}  download an ONNX file and create its session. With
-//       WebGPU, a WASM session is made too, each is timed on one input, and the faster is kept;
-//       `backend` ('webgpu' or 'wasm') takes that one without measuring.
+//   {type: 'load', model, url, size, stages?, backend?}  download an ONNX file and create its
+//       session. With WebGPU, a WASM session is made too, each is timed on one input, and the
+//       faster is kept; `backend` ('webgpu' or 'wasm') takes that one without measuring.
+//       `stages`: the URLs of the same graph cut into stages (pix2pix/stages.py); the WASM session
+//       is then one session per stage, run in sequence, when the page can cancel runs.
 //       -> {backend, threads, ms (download + session creation), downloadMs, sessionMs,
 //           downloads: [[file name, start, end] (epoch ms)] of the worker's requests so far}
-//   {type: 'run', model, width, height, rgba}  RGBA bytes of the drawing at the model's size ->
-//       {pixels (RGBA bytes of the output), width, height, ms (the model run), backend}
+//   {type: 'run', model, width, height, rgba, generation?}  RGBA bytes of the drawing at the
+//       model's size -> {pixels (RGBA bytes of the output), width, height, ms (the model run),
+//       backend}, or {superseded: true, ms} when the page's generation moved past `generation`
+//       before the last stage (a newer drawing waits: this run's output would be stale).
 //
 // Conversions follow pix2pix/inference.py: input v / 255 * 2 - 1 (channels first; one-channel
 // models take the luminance 0.299 R + 0.587 G + 0.114 B), output round((y + 1) * 127.5) clamped to
@@ -23,8 +28,10 @@
 'use strict';
 
 let ready = null;
-const state = { backends: ['wasm'], threads: 1, adapterMs: 0 };
-const sessions = new Map();  // model -> {session, input, output, channels, backend}
+const state = { backends: ['wasm'], threads: 1, adapterMs: 0, cancel: null };
+// model -> {session, input, output, channels, backend}; `session` runs the whole graph, or
+// `stages` ([{session, inputs, outputs}]) run one after another instead.
+const sessions = new Map();
 const downloads = new Map();  // url -> Promise<Uint8Array>
 let runtime = null;  // Promise: onnxruntime-web's WebAssembly compiled and started
 
@@ -48,6 +55,7 @@ async function realGpuAdapter(acceptSoftware) {
 }
 
 async function init(msg) {
+  state.cancel = msg.cancel ? new Int32Array(msg.cancel) : null;  // before a 'load' arrives
   const t0 = performance.now();
   const gpu = msg.webgpu && (await realGpuAdapter(msg.webgpu === 'software'));
   state.adapterMs = performance.now() - t0;
@@ -65,6 +73,13 @@ async function init(msg) {
     (session) => session.release());
   runtime.catch(() => {});  // the model's own session creation meets and reports the failure
   return { backends: state.backends, threads: state.threads, adapterMs: state.adapterMs };
+}
+
+// The files a model's WASM session is made from: its stages where the page can drop a run
+// between them (it shares a cancel flag: cross-origin isolated), else the whole graph. WebGPU
+// always takes the whole graph: stages would copy each boundary's tensors back from the GPU.
+function wasmFiles(msg) {
+  return msg.stages && msg.stages.length > 1 && state.cancel !== null ? msg.stages : [msg.url];
 }
 
 // The model's bytes, fetched once per URL; started as soon as a 'load' arrives, even before
@@ -109,10 +124,27 @@ function toPixels(y, width, height, channels) {
   return px;
 }
 
-async function runOnce(entry, rgba, width, height) {
-  const feeds = { [entry.input]: toInput(rgba, width, height, entry.channels) };
+// Whether the page has dropped runs of `generation` (a newer drawing is waiting).
+function superseded(generation) {
+  return state.cancel !== null && generation !== undefined
+    && Atomics.load(state.cancel, 0) !== generation;
+}
+
+async function runOnce(entry, rgba, width, height, generation) {
+  const x = toInput(rgba, width, height, entry.channels);
   const t0 = performance.now();
-  const result = await entry.session.run(feeds);
+  let result;
+  if (entry.stages) {
+    result = { [entry.input]: x };  // every tensor so far, by name
+    for (const stage of entry.stages) {
+      if (superseded(generation)) return { superseded: true, ms: performance.now() - t0 };
+      const feeds = {};
+      for (const name of stage.inputs) feeds[name] = result[name];
+      Object.assign(result, await stage.session.run(feeds));
+    }
+  } else {
+    result = await entry.session.run({ [entry.input]: x });
+  }
   const ms = performance.now() - t0;
   const y = result[entry.output];
   const data = y.data;
@@ -121,32 +153,41 @@ async function runOnce(entry, rgba, width, height) {
   return { data, channels, ms };
 }
 
-async function create(buffer, backend) {
-  const session = await ort.InferenceSession.create(buffer, {
-    executionProviders: [backend],
-    graphOptimizationLevel: 'all',
-  });
-  const input = session.inputNames[0];
-  const meta = session.inputMetadata && session.inputMetadata[0];
+// One session per buffer: a whole graph, or (several buffers) its stages in order.
+async function create(buffers, backend) {
+  const options = { executionProviders: [backend], graphOptimizationLevel: 'all' };
+  const made = [];
+  for (const buffer of buffers) made.push(await ort.InferenceSession.create(buffer, options));
+  const first = made[0], last = made[made.length - 1];
+  const input = first.inputNames[0];
+  const meta = first.inputMetadata && first.inputMetadata[0];
   const dims = meta && meta.shape ? meta.shape : [1, 3];
   const channels = typeof dims[1] === 'number' ? dims[1] : 3;
-  return { session, input, output: session.outputNames[0], channels, backend };
+  const entry = { input, output: last.outputNames[0], channels, backend };
+  if (made.length === 1) {
+    entry.session = first;
+  } else {
+    entry.stages = made.map((s) => ({ session: s, inputs: s.inputNames }));
+    entry.session = { release: () => Promise.all(made.map((s) => s.release())) };
+  }
+  return entry;
 }
 
 async function load(msg) {
   const t0 = performance.now();
-  const buffer = await download(msg.url);
-  const downloaded = performance.now();
-  await runtime.catch(() => {});
   if (msg.backend && !state.backends.includes(msg.backend)) {
     throw new Error('backend ' + msg.backend + ' is not available here (' + state.backends + ')');
   }
   const backends = msg.backend ? [msg.backend] : state.backends;
+  const files = (backend) => (backend === 'wasm' ? wasmFiles(msg) : [msg.url]);
+  await Promise.all(backends.flatMap(files).map(download));
+  const downloaded = performance.now();
+  await runtime.catch(() => {});
   let best = null;
   for (const backend of backends) {
     let entry;
     try {
-      entry = await create(buffer, backend);
+      entry = await create(await Promise.all(files(backend).map(download)), backend);
     } catch (err) {
       if (backends.length === 1) throw err;
       continue;  // e.g. an op WebGPU lacks: the next backend
@@ -178,7 +219,9 @@ async function load(msg) {
 async function run(msg) {
   const entry = sessions.get(msg.model);
   if (!entry) throw new Error('model ' + msg.model + ' is not loaded');
-  const { data, channels, ms } = await runOnce(entry, msg.rgba, msg.width, msg.height);
+  const res = await runOnce(entry, msg.rgba, msg.width, msg.height, msg.generation);
+  if (res.superseded) return { superseded: true, ms: res.ms, backend: entry.backend };
+  const { data, channels, ms } = res;
   const pixels = toPixels(data, msg.width, msg.height, channels);
   const transfer = [pixels.buffer];
   return { pixels, width: msg.width, height: msg.height, ms, backend: entry.backend, transfer };
@@ -192,7 +235,7 @@ self.onmessage = async (e) => {
       ready = init(msg);
       reply = await ready;
     } else {
-      if (msg.type === 'load') download(msg.url);
+      if (msg.type === 'load') wasmFiles(msg).forEach(download);  // before onnxruntime-web is in
       if (!ready) throw new Error('the runner was not initialised');
       await ready;
       reply = msg.type === 'load' ? await load(msg) : await run(msg);
