@@ -123,7 +123,7 @@ def bench_app(strokes: int) -> dict:
     results: dict = {"browser": {}, "browser_in_page": {}, "server": {}}
     with serve(None, remote="skip", browser_mode=True) as server:
         for model in MODELS:  # exports first: cached on disk, so the timings below exclude them
-            server.app.exports.path(model)
+            server.app.exports.stage_path(model, 0)  # the export and its stages
         with browser_page() as page:
             default = server.app.default_model()
             results["first_output"] = {default: _first_output(page, server.url, default)}
@@ -156,7 +156,7 @@ def bench_first(repeats: int) -> dict:
     results: dict = {"app": [], "app_drawn_at_mount": [], "site": []}
     with serve(None, remote="skip", browser_mode=True) as server:
         default = server.app.default_model()
-        server.app.exports.path(default)
+        server.app.exports.stage_path(default, 0)  # the export and its stages
         for _ in range(repeats):
             with browser_page() as page:
                 results["app"].append(_first_output(page, server.url, default))
@@ -232,17 +232,19 @@ def markdown(r: dict) -> str:
         "requestAnimationFrame loop at the same points and pace: no driver work while drawing). "
         "CPU: seconds of CPU per second of wall time while the strokes were drawn and answered, "
         "by process (python: the driver and the app's server threads; renderer: the page and its "
-        "workers, where the model runs; other: chromium's browser and GPU processes).",
+        "workers, where the model runs; other: chromium's browser and GPU processes). Dropped: "
+        "pointer-ups that stopped a browser run of an older drawing between two stages.",
         "",
         "| model | strokes | model run p50 (ms) | pointer-up → output p50 / p95 (ms) | updates/s "
-        "| CPU python | CPU driver | CPU renderer | CPU other |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| dropped | CPU python | CPU driver | CPU renderer | CPU other |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for model, b in r["app"]["browser"].items():
         for label, x in (("mouse (CDP)", b), ("in the page", r["app"]["browser_in_page"][model])):
             lines.append(
                 f"| {model} | {label} | {x['browser_run_ms_p50']} | {x['p50_ms']} / "
-                f"{x['p95_ms']} | {x['updates_per_s_while_drawing']} | {x['cpu_python']} | "
+                f"{x['p95_ms']} | {x['updates_per_s_while_drawing']} | "
+                f"{x.get('supersedes', '')} / {x['strokes']} | {x['cpu_python']} | "
                 f"{x['cpu_driver']} | {x['cpu_renderer']} | {x['cpu_chromium-other']} |"
             )
     for model, f in r["app"]["first_output"].items():

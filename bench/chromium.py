@@ -399,6 +399,8 @@ def measure_canvas(
         "server_ms_p50": statistics.median(server_ms),
         "browser_run_ms_p50": statistics.median(browser_ms),
         "server_calls": stats["serverCalls"] - start_stats["serverCalls"],
+        # pointer-ups that dropped a browser run of an older drawing (between two stages)
+        "supersedes": stats.get("supersedes", 0) - start_stats.get("supersedes", 0),
         **{f"cpu_{role}": (cpu1[role] - cpu0[role]) / wall for role in cpu1},
     }
 

@@ -63,7 +63,7 @@ function pix2pixCanvas(element, props, server, watch) {
   // requests sent to the server, and per model where it runs and why.
   const stats = {
     latencies: [], shown: [], serverMs: [], browserMs: [], errors: 0, sent: 0, serverCalls: 0,
-    supersedes: 0,  // pointer-ups that dropped a browser run of an older drawing
+    supersedes: 0,  // pointer-ups that asked the worker to drop a run of an older drawing
     choice: {}, engineError: null,
     marks: null,  // when each start-up phase ended (engine.js)
   };

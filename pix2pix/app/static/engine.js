@@ -175,6 +175,7 @@ function p2pPreload(url) {
     const memory = engine.recall(s.model, s.browser.onnx);
     if (memory && memory.where === 'server') return;  // measured before: the server is faster
     engine.start(s.browser);
-    engine.load(s.model, s.browser.onnx, s.size, s.browser.stages).then(() => engine.time(s.model, s.size), () => {});
+    engine.load(s.model, s.browser.onnx, s.size, s.browser.stages).then(
+      () => engine.time(s.model, s.size), () => {});
   }, () => {});
 }

@@ -2,10 +2,11 @@
 // so that a model run never blocks the page (drawing stays smooth even for the paper's generator).
 //
 // Messages (each carries an `id`; the answer repeats it, with `error` when something failed):
-//   {type: 'init', ort, webgpu, cancel?}  load onnxruntime-web from the folder `ort` (the app's own origin);
-//       the WebGPU build when `webgpu` and the browser has a real (not software) GPU adapter,
-//       otherwise the WASM build. `webgpu: 'software'` takes a software adapter too (SwiftShader:
-//       far slower than WASM; for tests of the WebGPU kernels on machines without a GPU).
+//   {type: 'init', ort, webgpu, cancel?}  load onnxruntime-web from the folder `ort` (the app's
+//       own origin); the WebGPU build when `webgpu` and the browser has a real (not software) GPU
+//       adapter, otherwise the WASM build. `webgpu: 'software'` takes a software adapter too
+//       (SwiftShader: far slower than WASM; for tests of the WebGPU kernels on machines without a
+//       GPU).
 //       `cancel`: a SharedArrayBuffer (Int32 [generation]) the page bumps to drop older runs.
 //       -> {backends, threads}
 //   {type: 'load', model, url, size, stages?, backend?}  download an ONNX file and create its
@@ -30,7 +31,7 @@
 let ready = null;
 const state = { backends: ['wasm'], threads: 1, adapterMs: 0, cancel: null };
 // model -> {session, input, output, channels, backend}; `session` runs the whole graph, or
-// `stages` ([{session, inputs, outputs}]) run one after another instead.
+// `stages` ([{session, inputs}]) run one after another instead.
 const sessions = new Map();
 const downloads = new Map();  // url -> Promise<Uint8Array>
 let runtime = null;  // Promise: onnxruntime-web's WebAssembly compiled and started
