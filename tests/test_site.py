@@ -110,9 +110,16 @@ def test_site_draws_and_translates_in_the_browser(site: Path, isolation: bool) -
         assert page.evaluate("crossOriginIsolated") is isolation
         wait_settled(page)
         assert not output_state(page)["shown"], "nothing drawn: the placeholder shows"
-        wait_for_choice(page, "test-edges")
-        label = output_state(page)["label"]
-        assert label.startswith("Ready · draw to translate in your browser · WASM"), label
+        assert "server" not in output_state(page)["why"], "a static site has no server"
+        choice = wait_for_choice(page, "test-edges")
+        state = output_state(page)
+        threads = f"{choice['threads']} thread" + ("s" if choice["threads"] > 1 else "")
+        assert state["label"].startswith(
+            f"Ready · draw to translate in your browser · WASM · {threads}"
+        ), state
+        assert (
+            state["why"] == "Why here: this page has no server: the model runs in your browser."
+        ), state
 
         _, version = draw_stroke(page, stroke_points(1, 12), step_ms=20)
         wait_for_output(page, version)

@@ -135,7 +135,8 @@ function pix2pixCanvas(element, props, server, watch) {
       }
     }
     if (!reason) {
-      reason = serverMs === null ? 'no server round trip to compare with' : versus(browserMs, serverMs);
+      reason = !server ? 'this page has no server: the model runs in your browser'
+        : serverMs === null ? 'no server round trip to compare with' : versus(browserMs, serverMs);
     }
     if (remembered) {
       reason += ', measured ' + new Date(memory.at).toISOString().slice(0, 10)
@@ -495,16 +496,21 @@ function pix2pixCanvas(element, props, server, watch) {
     return 'Ready · draw to translate in your browser · ' + runtimeText(c.backend, c.threads) + ms;
   }
 
-  // The browser runtime in words: 'WASM · 2 threads', 'WASM', 'WEBGPU'.
+  // The browser runtime in words: 'WASM · 2 threads', 'WASM · 1 thread', 'WEBGPU'.
   function runtimeText(backend, threads) {
     const name = (backend || 'wasm').toUpperCase();
-    return name + (name === 'WASM' && threads > 1 ? ' · ' + threads + ' threads' : '');
+    if (name !== 'WASM' || !threads) return name;
+    return name + ' · ' + threads + (threads > 1 ? ' threads' : ' thread');
   }
 
   // Why `model` runs where it does, in words (the measurement behind the choice), or ''.
   function whyHere(model) {
     const c = stats.choice[model];
-    if (!c) return st.cfg && st.cfg.browser ? 'Not measured yet: the server answers.' : '';
+    const browser = st.cfg && st.cfg.browser;
+    if (!server && browser && (!c || c.where === 'pending')) {
+      return 'Loading the model into your browser.';  // the static site: no server to compare
+    }
+    if (!c) return browser ? 'Not measured yet: the server answers.' : '';
     if (c.where === 'pending') return 'Measuring whether your browser or the server is faster.';
     return c.reason ? 'Why here: ' + c.reason + '.' : '';
   }
