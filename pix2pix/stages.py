@@ -29,8 +29,9 @@ import numpy as np
 
 
 def split_stages(model: Any, stages: int, *, height: int = 256, width: int = 256) -> list[Any]:
-    """Cut ``model`` (an ``onnx.ModelProto`` with one graph input (B, C, H, W)) into at most
-    ``stages`` models that run in sequence; fewer when it has fewer convolutions to share out.
+    """Cut ``model`` (an ``onnx.ModelProto`` with one graph input (B, C, H, W)) into ``stages``
+    models that run in sequence (fewer only when the graph has fewer nodes than that, not counting
+    those that compute from weights alone).
 
     ``height`` / ``width``: the input size (pixels) the convolutions' costs are computed at.
     Raises ``ValueError`` for ``stages < 1``, a graph with other than one input, or one whose
@@ -184,19 +185,19 @@ def _macs(node: Any, shapes_and_types: tuple[dict[str, list[int]], dict[str, int
 
 
 def _cut_points(costs: np.ndarray, stages: int) -> list[int]:
-    """Where stages start (indices into ``costs``, increasing, none empty) so that each stage's
-    share of the total cost is as close to 1 / ``stages`` as whole nodes allow."""
+    """Where stages start (indices into ``costs``, increasing, none empty): ``stages - 1`` cuts
+    (fewer only with fewer nodes), each stage's share of the total cost as close to 1 / ``stages``
+    as whole nodes allow; a stage that would be empty takes the next node."""
     total = float(costs.sum())
-    if total <= 0 or stages == 1:
-        return []
-    cumulative = np.cumsum(costs)
+    cumulative = np.cumsum(costs) if total > 0 else np.arange(1, len(costs) + 1, dtype=np.float64)
+    total = float(cumulative[-1]) if len(costs) else 0.0
+    stages = min(stages, len(costs))  # at least one node a stage
     cuts: list[int] = []
     for j in range(1, stages):
         # the stage ends after the node where the running total first reaches j / stages
         cut = int(np.searchsorted(cumulative, total * j / stages - 1e-9)) + 1
-        if cut >= len(costs) or (cuts and cut <= cuts[-1]):
-            continue
-        cuts.append(cut)
+        cut = max(cut, cuts[-1] + 1 if cuts else 1)  # not empty
+        cuts.append(min(cut, len(costs) - (stages - j)))  # a node left for each stage to come
     return cuts
 
 

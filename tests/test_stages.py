@@ -102,10 +102,27 @@ def test_one_stage_and_more_stages_than_convolutions(tmp_path) -> None:
     (whole,) = stages.split_stages(model, 1, height=128, width=128)
     x = np.random.default_rng(2).uniform(-1, 1, (1, 3, 128, 128)).astype(np.float32)
     np.testing.assert_array_equal(_chain([whole], x)["output"], _whole(model, x))
+    # More stages than convolutions: still as many as asked, while there are nodes to give out.
     convs = sum(n.op_type in ("Conv", "ConvTranspose") for n in model.graph.node)
     parts = stages.split_stages(model, convs + 5, height=128, width=128)
-    assert len(parts) <= convs
+    assert len(parts) == convs + 5
     np.testing.assert_array_equal(_chain(parts, x)["output"], _whole(model, x))
+    nodes = len(model.graph.node)
+    assert len(stages.split_stages(model, nodes + 10, height=128, width=128)) == nodes
+
+
+@pytest.mark.parametrize(
+    ("costs", "k", "cuts"),
+    [
+        ([100, 1, 1, 1], 4, [1, 2, 3]),  # one heavy node: the rest still make 3 stages
+        ([1, 1, 1, 1, 1, 1, 1, 1], 4, [2, 4, 6]),
+        ([0, 0, 0, 0], 2, [2]),  # no convolution: split by node count
+        ([5, 5], 3, [1]),  # fewer nodes than stages
+        ([5, 5, 5], 1, []),
+    ],
+)
+def test_cut_points(costs, k, cuts) -> None:
+    assert stages._cut_points(np.array(costs, dtype=np.float64), k) == cuts
 
 
 def test_write_stages_writes_the_first_stage_last(tmp_path, monkeypatch) -> None:
