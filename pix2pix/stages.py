@@ -60,6 +60,10 @@ def split_stages(model: Any, stages: int, *, height: int = 256, width: int = 256
     graph_outputs = [o.name for o in graph.output]
     groups = [work[a:b] for a, b in zip([0, *cuts], [*cuts, len(work)], strict=True)]
     stage_of = {i: s for s, group in enumerate(groups) for i in group}
+    last_use: dict[str, int] = dict.fromkeys(graph_outputs, len(groups))  # latest stage reading it
+    for i in work:
+        for name in nodes[i].input:
+            last_use[name] = max(last_use.get(name, -1), stage_of[i])
     out_models = []
     for s, group in enumerate(groups):
         members = set(group)
@@ -74,10 +78,7 @@ def split_stages(model: Any, stages: int, *, height: int = 256, width: int = 256
                 if origin is None or (origin not in constant and stage_of[origin] < s):
                     needed.append(name)
         made = [out for i in group for out in nodes[i].output]
-        later = {name for j in work if stage_of[j] > s for name in nodes[j].input} | set(
-            graph_outputs
-        )
-        outputs = [name for name in made if name in later]
+        outputs = [name for name in made if last_use.get(name, -1) > s]
         used = {name for node in ordered for name in node.input}
         stage_graph = helper.make_graph(
             ordered,
@@ -108,7 +109,7 @@ def write_stages(
 
     Each file is written to a temporary name, then renamed, the last stage first: once the first
     target exists, the set is complete. Returns the paths written: all of ``targets``, or the
-    first few when the model has fewer convolutions than targets (the rest are not written).
+    first few when the graph has fewer nodes than targets (the rest are not written).
     Raises what :func:`split_stages` raises, and ``OSError``."""
     import onnx
 

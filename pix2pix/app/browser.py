@@ -300,7 +300,7 @@ class OnnxExports:
     def stage_path(self, model_id: str, stage: int) -> Path:
         """The ``stage``-th of the model's ``STAGES`` stages (an ONNX file), cut from its export
         now if not cached; raises ModelError/ValueError, and ``LookupError`` for a stage the model
-        has not got (a graph with fewer convolutions than ``STAGES``)."""
+        has not got (a graph with fewer nodes than ``STAGES``)."""
         from pix2pix.stages import write_stages
 
         full = self.path(model_id)
