@@ -25,26 +25,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
     p.add_argument("--push-to-hub", metavar="REPO", default=None, help="also upload as REPO")
     p.add_argument("--input-kind", choices=("edges", "labels", "photo"), default=None)
-    p.add_argument("--direction", choices=("AtoB", "BtoA"), default=None)
+    p.add_argument(
+        "--direction",
+        choices=("AtoB", "BtoA"),
+        default=None,
+        help="a CycleGAN model's generator to convert (default: A -> B); for a single "
+        "generator, the direction it was trained in (recorded in its config)",
+    )
     p.add_argument("--train-size", type=int, default=None, help="side of the training crops")
     p.add_argument("--patch", type=int, choices=(1, 16, 70, 286), default=None)
     p.add_argument("--dataset", default=None)
     p.add_argument("--license", default=None)
     p.add_argument("--notes", default=None)
+    p.add_argument(
+        "--hints",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="record that the model takes colour-hint dabs (trained with pix2pix-train --hints)",
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``pix2pix-convert``; returns the exit status."""
     args = parse_args(argv)
-    from pix2pix.hub import load_generator, push_generator, save_generator
+    from pix2pix.hub import holds_both_directions, load_generator, push_generator, save_generator
 
     try:
-        model = load_generator(args.source, revision=args.revision, device="cpu")
+        pick = (
+            args.direction if holds_both_directions(args.source, revision=args.revision) else None
+        )
+        model = load_generator(args.source, revision=args.revision, device="cpu", direction=pick)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for field in ("input_kind", "direction", "train_size", "patch", "dataset", "license", "notes"):
+    fields = ("input_kind", "direction", "train_size", "patch", "dataset", "license", "notes")
+    for field in (*fields, "hints"):
         value = getattr(args, field)
         if value is not None:
             setattr(model.task, field, value)

@@ -104,6 +104,36 @@ def photo_to_edges(
     return np.where(lines, 0, 255).astype(np.uint8)
 
 
+# A drawing (not a photo): mostly paper, and most of the rest dark lines; a few coloured dabs on top
+# are allowed. Product photos on white have much paper too, but their other pixels are mid-tones.
+DRAWING_PAPER = 0.55  # share of near-white pixels (every channel >= 225), at least
+DRAWING_INK = 0.5  # share of the other pixels that are dark (luma < 100) or vivid dabs, at least
+
+
+def looks_like_drawing(image: Image.Image | np.ndarray) -> bool:
+    """Whether ``image`` already is a line drawing (dark lines on white, optional colour dabs),
+    so that turning it into an edge map would only lose what it holds (dab colours, line widths).
+
+    ``image``: a PIL image or an (H, W) / (H, W, 3) uint8 array. True when at least
+    ``DRAWING_PAPER`` of the pixels are near-white and at least ``DRAWING_INK`` of the others are
+    dark or strongly coloured (HSV saturation >= 0.5 and value >= 0.4: colour-pen dabs), as a
+    canvas drawing or a scanned line drawing is; photos, even product shots on white, have
+    mid-tones instead.
+    """
+    rgb = _pil_to_array(image) if isinstance(image, Image.Image) else np.asarray(image)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    rgb = rgb[..., :3].astype(np.float32)
+    paper = rgb.min(axis=2) >= 225
+    if paper.mean() < DRAWING_PAPER or paper.all():
+        return False
+    rest = rgb[~paper]
+    dark = rest @ _LUMA < 100
+    high, low = rest.max(axis=1), rest.min(axis=1)
+    vivid = (high >= 0.4 * 255) & (high - low >= 0.5 * high)
+    return bool((dark | vivid).mean() >= DRAWING_INK)
+
+
 def edges_to_pil(edges: np.ndarray) -> Image.Image:
     """Convert a uint8 (H, W) edge map to the RGB PIL image the generators take."""
     if not isinstance(edges, np.ndarray):

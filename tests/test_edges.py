@@ -5,13 +5,16 @@ from __future__ import annotations
 import itertools
 import re
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
+from pix2pix import edges
 from pix2pix.edges import METHODS, edges_to_pil, photo_to_edges, thin, xdog
+from pix2pix.imageio import read_image
 
 HEIGHT, WIDTH = 192, 256
 # XDoG draws on the dark side of an edge, so its lines sit about 2 px inside the boundary.
@@ -320,3 +323,31 @@ def test_bad_input_raises_and_names_the_value(image, kwargs, error, names):
 def test_helpers_reject_bad_input(call, error, names):
     with pytest.raises(error, match=re.escape(names)):
         call()
+
+
+def test_drawings_are_told_from_photos():
+    """Line drawings (with or without colour-pen dabs) are kept as they are on Upload; photos,
+    even a product shot on white, are not."""
+    root = Path(__file__).resolve().parents[1] / "examples"
+    for path in sorted((root / "lineart").glob("*.png")) + sorted(
+        (root / "sketch2product").glob("*.png")
+    ):
+        assert edges.looks_like_drawing(read_image(path)), path.name
+    for path in sorted((root / "photos").glob("*.png")) + sorted((root / "facades").glob("*.png")):
+        assert not edges.looks_like_drawing(read_image(path)), path.name
+    # A drawing with colour dabs, as the canvas's colour pen makes it.
+    drawing = np.full((256, 256, 3), 255, np.uint8)
+    cv2.circle(drawing, (128, 128), 80, (0, 0, 0), 7)
+    cv2.circle(drawing, (110, 120), 8, (30, 80, 160), -1)
+    cv2.line(drawing, (140, 140), (160, 150), (210, 47, 39), 12)
+    assert edges.looks_like_drawing(drawing)
+    assert edges.looks_like_drawing(Image.fromarray(drawing).convert("L"))
+    # A product shot on white: a shaded object, mid-tones, over 60 % paper.
+    yy, xx = np.mgrid[:256, :256]
+    shoe = ((xx - 128) / 90) ** 2 + ((yy - 150) / 50) ** 2 <= 1
+    photo = np.full((256, 256, 3), 255, np.uint8)
+    shade = (120 + 60 * np.sin(xx / 20.0) + 0.2 * yy).clip(0, 255).astype(np.uint8)
+    photo[shoe] = np.stack([shade, shade * 0.8, shade * 0.6], axis=-1).astype(np.uint8)[shoe]
+    assert (photo.min(axis=2) >= 225).mean() > 0.6
+    assert not edges.looks_like_drawing(photo)
+    assert not edges.looks_like_drawing(np.full((64, 64, 3), 255, np.uint8))  # a blank page

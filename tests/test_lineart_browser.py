@@ -22,7 +22,8 @@ from bench.chromium import (
     wait_for_output,
 )
 from bench.serving import Server, serve
-from train.doodles import DOODLES
+from train.doodles import DABS, DOODLES
+from train.regions import delta_e, find_regions, region_means, to_lab
 from train.report_lineart import doodle_scores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,4 +93,49 @@ def test_doodles_drawn_with_the_mouse_come_out_in_colour(page) -> None:
     colour = {n: s["colourfulness"] for n, s in scores.items()}
     assert min(lines.values()) > 0.7, f"lines lost: {lines}"
     assert np.median(list(colour.values())) > 12, f"outputs nearly grey: {colour}"
+    assert_no_problems(page)
+
+
+def test_a_colour_dab_steers_each_doodles_colour(page) -> None:
+    """Each doodle again, then one dab of the colour pen inside its main shape: the shape's
+    colour in the output moves toward the dab's (CIELAB dE76, region eroded as in
+    train.regions). Drawings and outputs go to test-artifacts/doodles/ for the report."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    moved = {}
+    for name, strokes in DOODLES.items():
+        swatch, value, dab = DABS[name]
+        page.locator(f"{CANVAS} .p2p-tool[data-tool='pen']").click()
+        page.locator(f"{CANVAS} .p2p-clear").click()
+        version = 0
+        for stroke in strokes:
+            _, version = draw_stroke(page, stroke, step_ms=4)
+        wait_for_output(page, version, timeout=60_000)
+        page.wait_for_timeout(150)
+        plain_drawing, plain = (decode_png(u) for u in page.evaluate(_GRAB, CANVAS))
+        pen = page.locator(f"{CANVAS} .p2p-tool[data-tool='dab']")
+        assert pen.is_visible(), "the default model should take colour hints (a colour pen)"
+        pen.click()
+        page.locator(f"{CANVAS} .p2p-dab-swatch[data-color='{value}']").click()
+        _, version = draw_stroke(page, dab, step_ms=10)
+        wait_for_output(page, version, timeout=60_000)
+        page.wait_for_timeout(150)
+        drawing, output = (decode_png(u) for u in page.evaluate(_GRAB, CANVAS))
+        drawing.save(OUT / f"{name}-dab-input.png")
+        output.save(OUT / f"{name}-dab-output.png")
+        lines = np.asarray(plain_drawing.convert("RGB"))
+        regions = find_regions(lines)
+        side = lines.shape[0]
+        label = regions.full[int(dab[0][1] * side), int(dab[0][0] * side)]
+        if label == 0:
+            continue  # the dab is not inside a closed shape of this drawing
+        index = [label - 1]
+        want = to_lab(np.array([[int(value[i : i + 2], 16) for i in (1, 3, 5)]], np.uint8))[0]
+        before = region_means(np.asarray(plain.convert("RGB").resize((side, side))), regions)
+        after = region_means(np.asarray(output.convert("RGB").resize((side, side))), regions)
+        moved[f"{name} ({swatch})"] = float(
+            delta_e(before[index], want) - delta_e(after[index], want)
+        )
+    assert len(moved) >= 8, f"dabs outside closed shapes: {sorted(moved)}"
+    steered = [n for n, d in moved.items() if d > 5]
+    assert len(steered) >= 0.7 * len(moved), f"dE toward the dab's colour, per doodle: {moved}"
     assert_no_problems(page)

@@ -143,6 +143,8 @@ def test_licence_and_manifest(built) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     assert [m["code"] for m in manifest] == [r.code for r in records]
     assert all(m["name"].startswith("emoji ") for m in manifest)
+    # Each image's set and licence, as other sets added to the same dataset record theirs.
+    assert {(m["set"], m["licence"]) for m in manifest} == {("openmoji", "CC-BY-SA-4.0")}
 
 
 def test_cli_reads_the_npm_tarball(tmp_path: Path) -> None:

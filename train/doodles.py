@@ -142,6 +142,22 @@ DOODLES: dict[str, list[Stroke]] = {
 }
 
 
+# One colour dab per doodle, as a visitor steers a colour: (the colour pen's swatch name, its
+# value, a short stroke inside the doodle's main shape).
+DABS: dict[str, tuple[str, str, Stroke]] = {
+    "cat-face": ("grey", "#9b9b9a", [(0.28, 0.68), (0.33, 0.7)]),
+    "sneaker": ("blue", "#1e50a0", [(0.18, 0.5), (0.24, 0.52)]),
+    "house": ("light blue", "#61b2e4", [(0.28, 0.72), (0.3, 0.78)]),
+    "fish": ("orange", "#f4aa41", [(0.55, 0.55), (0.6, 0.56)]),
+    "sun": ("yellow", "#fcea2b", [(0.47, 0.5), (0.53, 0.5)]),
+    "tree": ("green", "#5c9e31", [(0.45, 0.3), (0.55, 0.32)]),
+    "car": ("red", "#d22f27", [(0.2, 0.6), (0.26, 0.6)]),
+    "flower": ("pink", "#e67a94", [(0.49, 0.35), (0.51, 0.35)]),
+    "apple": ("red", "#d22f27", [(0.45, 0.62), (0.52, 0.64)]),
+    "heart": ("pink", "#e67a94", [(0.45, 0.5), (0.52, 0.52)]),
+}
+
+
 def draw_doodle(strokes: list[Stroke], size: int = 256, width: int = 7) -> Image.Image:
     """``strokes`` as black lines ``width`` px wide on a white ``size`` x ``size`` RGB image."""
     img = Image.new("RGB", (size, size), "white")

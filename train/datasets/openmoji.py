@@ -105,6 +105,8 @@ class Record:
     group: str
     split: str
     files: list[str]
+    set: str = "openmoji"
+    licence: str = "CC-BY-SA-4.0"
 
 
 def scale_strokes(svg: str, factor: float) -> str:

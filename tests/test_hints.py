@@ -1,0 +1,164 @@
+"""Colour-hint dabs sampled from the target (train/hints.py) and their use in training data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from train.data import PairedDataset
+from train.hints import SAME_COLOUR, DabSpec, line_mask, paint_dab, sample_dabs
+
+COLOURS = {"red": (0.8, -0.8, -0.8), "green": (-0.8, 0.6, -0.8), "blue": (-0.8, -0.6, 0.8)}
+
+
+def _drawing(side: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three boxes side by side, outlined in black (3 px); red, green, blue in the target."""
+    inp = torch.ones(3, side, side)
+    target = torch.ones(3, side, side)
+    third = side // 3
+    for k, colour in enumerate(COLOURS.values()):
+        x0, x1 = k * third + 8, (k + 1) * third - 8
+        y0, y1 = 40, side - 40
+        target[:, y0:y1, x0:x1] = torch.tensor(colour)[:, None, None]
+        for t in (inp, target):  # the outline, in both
+            t[:, y0 : y0 + 3, x0:x1] = -1
+            t[:, y1 - 3 : y1, x0:x1] = -1
+            t[:, y0:y1, x0 : x0 + 3] = -1
+            t[:, y0:y1, x1 - 3 : x1] = -1
+    return inp, target
+
+
+def test_dabs_take_the_targets_colour_and_never_cover_lines() -> None:
+    inp, target = _drawing()
+    lines = line_mask(inp)
+    spec = DabSpec(none_share=0.0, max_dabs=8)
+    painted_any = 0
+    for seed in range(40):
+        torch.manual_seed(seed)
+        out, count = sample_dabs(inp, target, spec)
+        changed = (out != inp).any(0)
+        assert not (changed & lines).any(), "a dab covered a line"
+        # Every changed pixel holds the target's colour at that pixel (within the dab tolerance).
+        assert ((out - target).abs().amax(0)[changed] <= SAME_COLOUR + 1e-6).all()
+        # No dab lands on white (the paper around the boxes).
+        assert not (changed & (target.amin(0) > 0.85)).any()
+        assert 1 <= count <= spec.max_dabs
+        painted_any += int(changed.any())
+    assert painted_any == 40
+
+
+def test_a_dab_stays_inside_its_shape() -> None:
+    inp, target = _drawing()
+    # A long stroke from inside the red box across its right outline into the green box.
+    out = inp.clone()
+    painted = paint_dab(out, target, (128, 70), 10.0, (128, 150))
+    _, xs = torch.nonzero(painted, as_tuple=True)
+    assert len(xs) > 0
+    # Red box interior is x in [11, 77): nothing painted beyond its outline.
+    assert int(xs.max()) < 85 - 8
+    assert torch.allclose(out[:, 128, 70], torch.tensor(COLOURS["red"]))
+    assert torch.equal(out[:, 128, 120], inp[:, 128, 120])  # the green box is untouched
+
+
+def test_none_share_gives_that_share_of_examples_without_dabs() -> None:
+    inp, target = _drawing()
+    for share in (0.0, 0.5, 1.0):
+        torch.manual_seed(0)
+        counts = [sample_dabs(inp, target, DabSpec(none_share=share))[1] for _ in range(200)]
+        none = sum(c == 0 for c in counts) / len(counts)
+        assert abs(none - share) < 0.1, (share, none)
+
+
+def test_dab_sizes_follow_the_spec_and_scale_with_the_image() -> None:
+    inp, target = _drawing(256)
+    spec = DabSpec(none_share=0.0, max_dabs=1, stroke_share=0.0, radius=(3.0, 10.0))
+    areas = []
+    for seed in range(30):
+        torch.manual_seed(seed)
+        out, _ = sample_dabs(inp, target, spec)
+        areas.append(int((out != inp).any(0).sum()))
+    assert max(areas) <= np.pi * 10.5**2
+    assert min(a for a in areas if a) >= 1
+    inp2, target2 = _drawing(512)  # twice the side: radii scale with it
+    areas2 = []
+    for seed in range(30):
+        torch.manual_seed(seed)
+        out, _ = sample_dabs(inp2, target2, spec)
+        areas2.append(int((out != inp2).any(0).sum()))
+    assert np.median(areas2) > 2 * np.median(areas)
+
+
+def test_dabs_are_reproducible_from_the_seed() -> None:
+    inp, target = _drawing()
+    torch.manual_seed(3)
+    a, _ = sample_dabs(inp, target, DabSpec(none_share=0.0))
+    torch.manual_seed(3)
+    b, _ = sample_dabs(inp, target, DabSpec(none_share=0.0))
+    assert torch.equal(a, b)
+
+
+def test_a_target_with_nothing_to_dab_gives_no_dab() -> None:
+    inp = torch.ones(3, 64, 64)
+    out, count = sample_dabs(inp, torch.ones(3, 64, 64), DabSpec(none_share=0.0))
+    assert count == 0 and torch.equal(out, inp)
+    with pytest.raises(ValueError, match=r"\(3, H, W\)"):
+        sample_dabs(torch.ones(1, 64, 64), torch.ones(1, 64, 64))
+    with pytest.raises(ValueError, match="none_share"):
+        DabSpec(none_share=1.5)
+
+
+def _folder(root: Path, count: int = 4) -> Path:
+    inp, target = _drawing(256)
+    for side in ("A", "B"):
+        (root / "train" / side).mkdir(parents=True)
+    for i in range(count):
+        for side, t in (("A", inp), ("B", target)):
+            arr = ((t + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+            Image.fromarray(arr).save(root / "train" / side / f"{i}.png")
+    return root
+
+
+def test_paired_dataset_draws_dabs_on_the_input_only(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "data")
+    plain = PairedDataset(root, load_size=256, crop_size=256, flip=False)
+    hinted = PairedDataset(
+        root, load_size=256, crop_size=256, flip=False, hints=DabSpec(none_share=0.0)
+    )
+    torch.manual_seed(0)
+    a = plain[0]
+    torch.manual_seed(0)
+    b = hinted[0]
+    assert torch.equal(a["target"], b["target"])
+    changed = (a["input"] != b["input"]).any(0)
+    assert changed.any()
+    assert ((b["input"] - b["target"]).abs().amax(0)[changed] <= SAME_COLOUR + 0.02).all()
+
+
+def test_training_with_hints_records_it_in_the_models_config(tmp_path: Path) -> None:
+    from tests.test_train import run  # main() in this process, Accelerate's state reset after
+
+    root = _folder(tmp_path / "data")
+    out = tmp_path / "run"
+    code = run(
+        *[
+            "--data", str(root), "--out", str(out), "--netG", "unet_128", "--ngf", "4",
+            "--ndf", "4", "--load-size", "128", "--crop-size", "128", "--max-steps", "2",
+            "--workers", "0", "--sample-every", "0", "--hints", "--hint-none-share", "0.2",
+            "--mixed-precision", "no",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"]["hints"] is True
+    assert "colour-hint dabs" in config["task"]["notes"]
+    card = (out / "README.md").read_text()
+    assert "coloured dabs inside a shape choose its colour" in card
+    # A resumed run keeps --hints from its checkpoint without being told again.
+    assert run("--resume", out, "--max-steps", "3") == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"]["hints"] is True
