@@ -167,7 +167,13 @@ def export_onnx(
     ``metadata_props`` (values JSON-encoded unless strings), overriding those read from the
     model's task (``Pix2PixGenerator.task``). Returns an ``ExportReport``.
 
-    Raises ``ValueError`` for a bad ``norm`` or size, ``ImportError`` without ``onnx`` /
+    ``opset``: the ONNX opset the file is written in (``report.opset`` is read back from it).
+    torch's exporter builds opset 18 and converts it down only as far as the model's ops allow,
+    so the lowest possible depends on the model (a small U-Net: 15, a ResNet: higher).
+
+    Raises ``ValueError`` for a bad ``norm`` or size or an ``opset`` that cannot be written
+    (naming the lowest this model can be written in, or the newest ``onnx`` knows),
+    ``ImportError`` without ``onnx`` /
     ``onnxruntime`` (``pip install pix2pix-studio[fast]``), and ``ExportCheckError`` (the file
     deleted) when ONNX Runtime disagrees with PyTorch beyond the tolerances in the module doc.
     ``check=False`` skips the check (for callers that compare outputs themselves, such as
@@ -185,6 +191,7 @@ def export_onnx(
     side = _round_up(max(2 * multiple, 64), multiple)
     example = torch.zeros(2, in_channels, side, side)
     model = _export_graph(view, example, multiple, opset)
+    written = model_opset(model)  # what the file says, not what was asked
     if fp16:
         _store_fp16(model)
     props = task_metadata(generator, norm=norm, fp16=fp16)
@@ -206,7 +213,7 @@ def export_onnx(
     passed = psnr >= FP16_MIN_PSNR if fp16 else diff <= FP32_TOLERANCE
     report = ExportReport(
         path=path,
-        opset=opset,
+        opset=written,
         norm=norm,
         fp16=fp16,
         size_multiple=multiple,
@@ -328,8 +335,54 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
+def model_opset(model: Any) -> int:
+    """The default-domain ONNX opset an ``onnx.ModelProto`` declares in its ``opset_import``."""
+    versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    if not versions:
+        raise ValueError("the ONNX model declares no default-domain opset")
+    return versions[0]
+
+
 def _export_graph(view: nn.Module, example: torch.Tensor, multiple: int, opset: int) -> Any:
-    """The ONNX ModelProto of ``view`` with dynamic batch and sides at multiples of ``multiple``."""
+    """The ONNX ModelProto of ``view`` in ``opset``, with dynamic batch and sides at multiples of
+    ``multiple``; ``ValueError`` when the exporter cannot write that opset for this model."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if opset > newest:
+        raise ValueError(
+            f"opset {opset} cannot be written: the newest opset this onnx knows is {newest} "
+            f"(onnx {onnx.__version__}); pass --opset {newest} or lower"
+        )
+    model = _trace_graph(view, example, multiple, opset)
+    written = model_opset(model)
+    if written == opset:
+        return model
+    if written < opset:
+        raise ValueError(
+            f"opset {opset} cannot be written for this model: torch {torch.__version__}'s "
+            f"exporter wrote opset {written} instead; pass --opset {written}"
+        )
+    # Below the opset the exporter builds in, it converts down as far as the ops allow and keeps
+    # its own opset where it cannot go further (with a log line, no error). Conversion goes one
+    # opset at a time, so what can be written is every opset from the lowest one up: bisect.
+    low, high = opset + 1, written  # `written` can be written
+    while low < high:
+        mid = (low + high) // 2
+        if model_opset(_trace_graph(view, example, multiple, mid)) == mid:
+            high = mid
+        else:
+            low = mid + 1
+    raise ValueError(
+        f"opset {opset} cannot be written for this model: torch {torch.__version__}'s exporter "
+        f"builds opset {written} and converts it down only as far as the model's ops allow; "
+        f"the lowest it writes for this model is opset {high}. Pass --opset {high} or higher "
+        f"(opset={high})"
+    )
+
+
+def _trace_graph(view: nn.Module, example: torch.Tensor, multiple: int, opset: int) -> Any:
+    """torch's ONNX export of ``view``, as it comes: the opset may not be the one asked for."""
     dim = torch.export.Dim
     batch = dim("batch", min=1, max=4096)
     # Sides as multiples of the network's multiple: the graph is valid only there.
@@ -443,6 +496,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("out", type=Path, help="the .onnx file to write")
     p.add_argument("--revision", default=None, help="Hub revision of SOURCE")
     p.add_argument(
+        "--direction",
+        choices=("AtoB", "BtoA"),
+        default=None,
+        help="which generator of a CycleGAN model (default: A -> B)",
+    )
+    p.add_argument(
         "--norm",
         choices=NORM_MODES,
         default="instance",
@@ -456,7 +515,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--width", type=int, help="check input width, pixels (default: the training size, or 256)"
     )
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument(
+        "--opset",
+        type=int,
+        default=18,
+        help="ONNX opset (default 18); one the model cannot be written in is refused, naming "
+        "the lowest it can",
+    )
     return p.parse_args(argv)
 
 
@@ -469,7 +534,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.out} should end in .onnx", file=sys.stderr)
         return 2
     try:
-        model = load_generator(args.source, revision=args.revision, device="cpu")
+        model = load_generator(
+            args.source, revision=args.revision, device="cpu", direction=args.direction
+        )
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -501,6 +568,7 @@ __all__ = [
     "check_onnx",
     "export_onnx",
     "export_view",
+    "model_opset",
     "read_metadata",
     "task_metadata",
 ]

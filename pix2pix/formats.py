@@ -5,7 +5,11 @@ containers only, never arbitrary objects) and ``.safetensors``, then infers whic
 state dict belongs to from its keys and shapes:
 
 - the reference implementation's U-Net (``model.model.0.weight``, nested ``.model.1`` / ``.model.3``
-  levels), its encoder-decoder variant, and its ResNet generator (``model.N.conv_block...``);
+  levels), its encoder-decoder variant, and its ResNet generator (``model.N.conv_block...``), which
+  is also what its official CycleGAN models are;
+- ResNet generators of other CycleGAN codebases that keep the reference's layer indices but name
+  the residual blocks' layers ``block`` (``model.N.block.M...``), with or without an affine
+  InstanceNorm (e.g. the ``G_A2B`` of the ``vintagify`` package);
 - the HugGAN ``GeneratorUNet`` (``down1`` ... ``down8``, ``up1`` ... ``up7``, ``final``).
 
 Only ``hub.py`` uses this module.
@@ -33,7 +37,7 @@ _STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
 
 LAYOUTS = (
     "reference U-Net / encoder-decoder (model.model.0.weight, model.model.1.model...)",
-    "reference ResNet (model.1.weight, model.<i>.conv_block...)",
+    "reference ResNet (model.1.weight, model.<i>.conv_block...; or model.<i>.block...)",
     "HugGAN GeneratorUNet (down1..down8, up1..up7, final.2)",
 )
 
@@ -197,7 +201,21 @@ def _flatten(raw: object, path: Path) -> dict[str, torch.Tensor]:
             if all(k.startswith(prefix) for k in state):
                 state = {k[len(prefix) :]: v for k, v in state.items()}
                 stripped = True
-    return state
+    return _rename_resnet_blocks(state)
+
+
+_BLOCK = re.compile(r"^model\.(\d+)\.block\.")
+
+
+def _rename_resnet_blocks(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``model.N.block.M...`` -> the reference's ``model.N.conv_block.M...``.
+
+    CycleGAN generators written after the reference (e.g. vintagify's ``G_A2B``) keep its layer
+    indices but call the residual blocks' ``nn.Sequential`` ``block``; nothing else differs.
+    """
+    if any(".conv_block." in k for k in state) or not any(_BLOCK.match(k) for k in state):
+        return state
+    return {_BLOCK.sub(r"model.\1.conv_block.", k): v for k, v in state.items()}
 
 
 def _all_tensors(mapping: Mapping) -> bool:
@@ -230,9 +248,10 @@ def infer_architecture(state: Mapping[str, torch.Tensor], source: str) -> tuple[
 
 def _norm_of(state: Mapping[str, torch.Tensor], conv: str, norm: str) -> str:
     # InstanceNorm layers (affine=False) have no parameters; the reference gives their
-    # convolutions a bias. BatchNorm has weights and no conv bias. "none" has neither.
+    # convolutions a bias. BatchNorm has weights and no conv bias. "none" has neither. A conv
+    # bias and norm weights together: an affine InstanceNorm (other CycleGAN codebases).
     if f"{conv}.bias" in state:
-        return "instance"
+        return "instance_affine" if f"{norm}.weight" in state else "instance"
     if f"{norm}.weight" in state:
         return "batch"
     return "none"

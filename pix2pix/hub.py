@@ -1,10 +1,17 @@
 """Load generators from anywhere people keep them, and save them in our Hub format.
 
 ``load_generator(source)`` accepts a Hub repo id (``org/name`` or ``org/name@revision``), a local
-folder in our format, a local weight file in the reference or HugGAN format, or an ``https://``
-URL of a ``.pth`` (downloaded once into a cache). Our format is what
-``PyTorchModelHubMixin.save_pretrained`` writes: ``config.json`` (architecture, its arguments and
-the task metadata), ``model.safetensors`` and a model card (``README.md``).
+folder in our format, a local weight file in the reference or HugGAN format, an ``https://``
+URL of a ``.pth`` (downloaded once into a cache), or the name of one of the reference
+implementation's official models (``cyclegan:horse2zebra``, ``pix2pix:facades_label2photo``).
+Our format is what ``PyTorchModelHubMixin.save_pretrained`` writes: ``config.json`` (architecture,
+its arguments and the task metadata), ``model.safetensors`` and a model card (``README.md``).
+
+CycleGAN sources hold two generators, one per direction; ``direction="AtoB"`` (the default) or
+``"BtoA"`` picks one: our CycleGAN runs (A -> B in the folder, B -> A in its ``BtoA/``
+subfolder), the reference's run folders (``latest_net_G_A.pth`` translates A -> B,
+``latest_net_G_B.pth`` B -> A) and the official models that come in both directions
+(``cyclegan:horse2zebra`` with ``direction="BtoA"`` is ``cyclegan:zebra2horse``).
 """
 
 from __future__ import annotations
@@ -36,9 +43,13 @@ from pix2pix import formats, networks
 from pix2pix.formats import CheckpointError
 
 INPUT_KINDS = ("edges", "labels", "photo")
+METHODS = ("pix2pix", "cyclegan")
+DIRECTIONS = ("AtoB", "BtoA")
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+BTOA_DIR = "BtoA"  # a CycleGAN model's B -> A generator, beside the A -> B one in our format
 PAPER_URL = "https://arxiv.org/abs/1611.07004"
+CYCLEGAN_PAPER_URL = "https://arxiv.org/abs/1703.10593"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 
 
@@ -57,12 +68,25 @@ class TaskInfo:
     source: str | None = None  # where the weights came from, for converted checkpoints
     notes: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    # Colour hints: the input may carry coloured dabs inside shapes (line art only), each asking
+    # for its shape's colour (trained with train.hints; ``pix2pix-train --hints``).
+    hints: bool = False
+    method: str = "pix2pix"  # how it was trained: "pix2pix" (paired) or "cyclegan" (unpaired)
+    # Names of the domains A and B (e.g. ["horse", "zebra"]): with ``direction``, what this
+    # generator translates from and to.
+    domains: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.input_kind is not None and self.input_kind not in INPUT_KINDS:
             raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {self.input_kind!r}")
-        if self.direction not in ("AtoB", "BtoA"):
+        if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {self.direction!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.domains is not None and (
+            len(self.domains) != 2 or not all(isinstance(d, str) and d for d in self.domains)
+        ):
+            raise ValueError(f"domains must be two names (A, B), got {self.domains!r}")
         if self.palette and self.class_names and len(self.palette) != len(self.class_names):
             raise ValueError(
                 f"palette has {len(self.palette)} colours but class_names has "
@@ -79,6 +103,15 @@ class TaskInfo:
             warnings.warn(f"ignoring unknown task fields {unknown}", stacklevel=2)
         return cls(**{k: v for k, v in data.items() if k in known})
 
+    def translates(self) -> str:
+        """``"A -> B"``, or with domain names ``"A -> B (horse -> zebra)"``."""
+        source, target = ("A", "B") if self.direction == "AtoB" else ("B", "A")
+        text = f"{source} -> {target}"
+        if self.domains:
+            names = dict(zip("AB", self.domains, strict=True))
+            text += f" ({names[source]} -> {names[target]})"
+        return text
+
 
 _CARD = """---
 {{ card_data }}
@@ -86,13 +119,13 @@ _CARD = """---
 
 # {{ title }}
 
-A pix2pix generator ([Isola et al., *Image-to-Image Translation with Conditional Adversarial
-Networks*, CVPR 2017]({{ paper_url }})), saved by pix2pix-studio.
+{{ intro }}
 
 | | |
 |---|---|
 | architecture | `{{ architecture }}` ({{ network }}) |
 | input | {{ input_kind }} |
+| colour hints | {{ hints }} |
 | direction | {{ direction }} |
 | training size | {{ train_size }} |
 | discriminator receptive field | {{ patch }} |
@@ -109,9 +142,20 @@ Networks*, CVPR 2017]({{ paper_url }})), saved by pix2pix-studio.
 from pix2pix import Translator, load_generator
 
 translate = Translator(load_generator("{{ repo_id }}"))
-translate(image).save("out.png")
+translate(image).save("out.png"){{ usage_other }}
 ```
 """
+
+
+_PIX2PIX_INTRO = (
+    "A pix2pix generator ([Isola et al., *Image-to-Image Translation with Conditional Adversarial "
+    f"Networks*, CVPR 2017]({PAPER_URL})), saved by pix2pix-studio."
+)
+_CYCLEGAN_INTRO = (
+    "A CycleGAN generator ([Zhu et al., *Unpaired Image-to-Image Translation using "
+    f"Cycle-Consistent Adversarial Networks*, ICCV 2017]({CYCLEGAN_PAPER_URL})), saved by "
+    "pix2pix-studio."
+)
 
 
 class Pix2PixGenerator(
@@ -180,7 +224,8 @@ class Pix2PixGenerator(
             "architecture": self.architecture,
             "network": network,
             "input_kind": t.input_kind or "unspecified",
-            "direction": t.direction,
+            "hints": "yes: coloured dabs inside a shape choose its colour" if t.hints else "no",
+            "direction": f"{t.direction}: {t.translates()}",
             "train_size": f"{t.train_size} px" if t.train_size else "unknown",
             "patch": f"{t.patch}x{t.patch}" if t.patch else "unknown",
             "dataset": t.dataset or "unknown",
@@ -188,7 +233,20 @@ class Pix2PixGenerator(
             "notes": t.notes,
             "metrics": metrics,
             "repo_id": kwargs.pop("repo_id", None) or "path/or/repo-id",
+            "intro": _PIX2PIX_INTRO,
+            "usage_other": "",
         }
+        if t.method == "cyclegan":
+            values["intro"] = _CYCLEGAN_INTRO
+        if kwargs.pop("pair", False):
+            values["intro"] += (
+                f"\n\nThis folder holds both directions: this generator, {t.translates()}, "
+                f"and the other one in `{BTOA_DIR}/`; `load_generator(source, "
+                f'direction="BtoA")` loads that one.'
+            )
+            values["usage_other"] = (
+                f'\nback = Translator(load_generator("{values["repo_id"]}", direction="BtoA"))'
+            )
         card_data = self._hub_mixin_info.model_card_data
         if t.license:
             card_data.license = t.license
@@ -233,38 +291,168 @@ def save_generator(
     *,
     dtype: torch.dtype | None = None,
     repo_id: str | None = None,
+    reverse: Pix2PixGenerator | None = None,
 ) -> Path:
     """Save in our format (config.json, model.safetensors, README.md); ``dtype`` casts weights.
 
-    ``dtype=torch.float16`` halves the size; loading casts back to float32.
+    ``dtype=torch.float16`` halves the size; loading casts back to float32. ``reverse``: a
+    CycleGAN model's B -> A generator, saved the same way into ``directory/BtoA/`` (``model`` is
+    then its A -> B one); ``load_generator(directory, direction="BtoA")`` loads it.
     """
     directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if reverse is not None:
+        if (model.task.direction, reverse.task.direction) != DIRECTIONS:
+            raise ValueError(
+                "a generator pair is saved as (A -> B, B -> A); got the directions "
+                f"{model.task.direction!r} and {reverse.task.direction!r}"
+            )
+        _save_one(reverse, directory / BTOA_DIR, dtype, {"repo_id": repo_id})
+    _save_one(model, directory, dtype, {"repo_id": repo_id, "pair": reverse is not None})
+    return directory
+
+
+def _save_one(
+    model: Pix2PixGenerator, directory: Path, dtype: torch.dtype | None, card: dict[str, Any]
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "README.md").unlink(missing_ok=True)  # the mixin never overwrites a card
     model._save_dtype = dtype
     try:
-        model.save_pretrained(
-            directory, config=model.config(), model_card_kwargs={"repo_id": repo_id}
-        )
+        model.save_pretrained(directory, config=model.config(), model_card_kwargs=card)
     finally:
         del model._save_dtype
-    return directory
 
 
 def push_generator(
-    model: Pix2PixGenerator, repo_id: str, *, dtype: torch.dtype | None = None
+    model: Pix2PixGenerator,
+    repo_id: str,
+    *,
+    dtype: torch.dtype | None = None,
+    reverse: Pix2PixGenerator | None = None,
 ) -> str:
-    """Save into a temporary folder and upload it to the Hub as ``repo_id``; returns the URL."""
+    """Save into a temporary folder and upload it to the Hub as ``repo_id``; returns the URL.
+
+    ``reverse``: a CycleGAN model's B -> A generator, uploaded into ``BtoA/`` as
+    :func:`save_generator` writes it.
+    """
     from huggingface_hub import HfApi
 
     with tempfile.TemporaryDirectory() as tmp:
-        save_generator(model, tmp, dtype=dtype, repo_id=repo_id)
+        save_generator(model, tmp, dtype=dtype, repo_id=repo_id, reverse=reverse)
         api = HfApi()
         api.create_repo(repo_id, exist_ok=True)
         commit = api.upload_folder(
             repo_id=repo_id, folder_path=tmp, commit_message="Upload pix2pix generator"
         )
     return str(getattr(commit, "commit_url", commit))
+
+
+# --------------------------------------------------------------------------------------------
+# The reference implementation's official models
+# --------------------------------------------------------------------------------------------
+
+# URLs of scripts/download_cyclegan_model.sh and download_pix2pix_model.sh of
+# junyanz/pytorch-CycleGAN-and-pix2pix: one generator (a bare state dict) per file.
+OFFICIAL_URLS = {
+    "cyclegan": "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth",
+    "pix2pix": "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{name}.pth",
+}
+_OFFICIAL_NAME = re.compile(r"(?P<method>cyclegan|pix2pix):(?P<name>\w+)")
+
+
+@dataclass(frozen=True)
+class OfficialModel:
+    """One of the reference's published generators: which dataset, direction and domains."""
+
+    method: str  # "cyclegan" | "pix2pix"
+    name: str  # the download script's name, e.g. "horse2zebra"
+    dataset: str  # the dataset it was trained on, e.g. "horse2zebra"
+    direction: str  # of that dataset: "AtoB" | "BtoA"
+    domains: tuple[str, str]  # names of the dataset's A and B
+    other: str | None  # the name of the generator for the other direction, if published
+
+    @property
+    def url(self) -> str:
+        """Where the reference's download script fetches it."""
+        return OFFICIAL_URLS[self.method].format(name=self.name)
+
+    def other_direction(self) -> OfficialModel:
+        """The official model of the same dataset for the other direction; ``ValueError`` when
+        the reference published none."""
+        if self.other is None:
+            source, target = self.domains if self.direction == "AtoB" else self.domains[::-1]
+            raise ValueError(
+                f"{self.method}:{self.name} translates {source} -> {target} ({self.direction} of "
+                f"{self.dataset}); the reference published no generator for the other direction. "
+                f"Load it with direction={self.direction!r} or None"
+            )
+        return OFFICIAL_MODELS[f"{self.method}:{self.other}"]
+
+    def describe(self, task: TaskInfo) -> None:
+        """Fill ``task`` with what is known of this model (its file holds weights only)."""
+        task.method, task.direction, task.domains = self.method, self.direction, [*self.domains]
+        task.dataset = self.dataset
+        task.input_kind = (
+            "labels" if "label2" in self.name else "edges" if "edges2" in self.name else "photo"
+        )
+        task.train_size, task.patch = 256, 70
+        task.license = "BSD (pytorch-CycleGAN-and-pix2pix); data: see the dataset's terms"
+
+
+def _official_models() -> dict[str, OfficialModel]:
+    # (method, dataset, (A, B), A -> B name, B -> A name): each direction is its own file.
+    table = [
+        ("cyclegan", "apple2orange", ("apple", "orange"), "apple2orange", "orange2apple"),
+        ("cyclegan", "summer2winter_yosemite", ("summer", "winter"), "summer2winter_yosemite",
+         "winter2summer_yosemite"),
+        ("cyclegan", "horse2zebra", ("horse", "zebra"), "horse2zebra", "zebra2horse"),
+        ("cyclegan", "monet2photo", ("Monet painting", "photo"), "monet2photo", "style_monet"),
+        ("cyclegan", "cezanne2photo", ("Cezanne painting", "photo"), None, "style_cezanne"),
+        ("cyclegan", "ukiyoe2photo", ("Ukiyo-e print", "photo"), None, "style_ukiyoe"),
+        ("cyclegan", "vangogh2photo", ("Van Gogh painting", "photo"), None, "style_vangogh"),
+        ("cyclegan", "maps", ("satellite photo", "map"), "sat2map", "map2sat"),
+        ("cyclegan", "cityscapes", ("photo", "label map"), "cityscapes_photo2label",
+         "cityscapes_label2photo"),
+        ("cyclegan", "facades", ("photo", "label map"), "facades_photo2label",
+         "facades_label2photo"),
+        ("cyclegan", "iphone2dslr_flower", ("iPhone photo", "DSLR photo"), "iphone2dslr_flower",
+         None),
+        ("pix2pix", "edges2shoes", ("edges", "shoe photo"), "edges2shoes", None),
+        ("pix2pix", "maps", ("satellite photo", "map"), "sat2map", "map2sat"),
+        ("pix2pix", "facades", ("photo", "label map"), None, "facades_label2photo"),
+        ("pix2pix", "day2night", ("day photo", "night photo"), "day2night", None),
+    ]  # fmt: skip
+    models = {}
+    for method, dataset, domains, a_to_b, b_to_a in table:
+        for direction, name, other in (("AtoB", a_to_b, b_to_a), ("BtoA", b_to_a, a_to_b)):
+            if name is not None:
+                models[f"{method}:{name}"] = OfficialModel(
+                    method, name, dataset, direction, domains, other
+                )
+    return models
+
+
+OFFICIAL_MODELS: dict[str, OfficialModel] = _official_models()
+
+
+def official_model(source: str | os.PathLike) -> OfficialModel | None:
+    """The official model that ``source`` names (``cyclegan:horse2zebra``) or whose download URL
+    it is; None for any other source. An unknown ``cyclegan:`` / ``pix2pix:`` name is a
+    ``ValueError`` listing the known ones."""
+    if not isinstance(source, str):
+        return None
+    match = _OFFICIAL_NAME.fullmatch(source)
+    if match is not None:
+        if source not in OFFICIAL_MODELS:
+            known = ", ".join(k for k in OFFICIAL_MODELS if k.startswith(match["method"] + ":"))
+            raise ValueError(f"unknown official model {source!r}; known: {known}")
+        return OFFICIAL_MODELS[source]
+    bare = re.sub(r"^https?://", "", source)
+    for model in OFFICIAL_MODELS.values():
+        if re.sub(r"^https?://", "", model.url) == bare:
+            return model
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,16 +465,33 @@ def load_generator(
     *,
     revision: str | None = None,
     device: str | torch.device | None = None,
+    direction: str | None = None,
 ) -> Pix2PixGenerator:
-    """Load a generator from a Hub repo id, a folder, a weight file or a URL; in eval mode.
+    """Load a generator from a Hub repo id, a folder, a weight file, a URL or an official model's
+    name (``cyclegan:horse2zebra``, ``pix2pix:facades_label2photo``: :data:`OFFICIAL_MODELS`);
+    in eval mode.
 
     The architecture of reference and HugGAN checkpoints is read off their keys and shapes.
     Pickles are opened with ``torch.load(weights_only=True)``: a file that carries code is refused.
+
+    ``direction`` (``"AtoB"`` or ``"BtoA"``) picks one generator of a CycleGAN source (our
+    CycleGAN folders and Hub repos, the reference's run folders: G_A is A -> B, G_B is B -> A;
+    an official model's other direction, e.g. ``zebra2horse`` for ``horse2zebra``); ``None``
+    gives A -> B of those. Of a source holding one generator, a ``direction`` other than the one
+    it records is refused (``CheckpointError``, naming both); an unknown one is a ``ValueError``.
     """
+    if direction is not None and direction not in DIRECTIONS:
+        raise ValueError(f"direction must be 'AtoB' or 'BtoA' (or None), got {direction!r}")
+    official = official_model(source)
+    if official is not None:
+        if direction is not None and direction != official.direction:
+            official = official.other_direction()
+        source = official.url
+        direction = None  # the file holds the one generator asked for; its metadata comes below
     local = resolve_source(source, revision=revision)
     is_url = isinstance(source, str) and source.startswith(("http://", "https://"))
     try:
-        model = load_local(local, label=str(source))
+        model = load_local(local, label=str(source), direction=direction)
     except formats.NotACheckpointError as e:
         if not is_url:
             raise
@@ -297,12 +502,30 @@ def load_generator(
             f"{source}: the download is not a usable checkpoint and was removed from the cache "
             f"({local}): {e}"
         ) from e
+    if official is not None:
+        official.describe(model.task)
     if is_url:
         model.task.source = model.task.source or source
     model.eval()
     if device is not None:
         model.to(device)
     return model
+
+
+def holds_both_directions(source: str | os.PathLike, *, revision: str | None = None) -> bool:
+    """Whether ``source`` offers a generator for each direction (``direction=`` picks one): our
+    CycleGAN folders and Hub repos, the reference's run folders with G_A and G_B, and official
+    models published in both directions. Remote sources are fetched (once) to look."""
+    official = official_model(source)
+    if official is not None:
+        return official.other is not None
+    path = resolve_source(source, revision=revision)
+    if not path.is_dir():
+        return False
+    if (path / CONFIG_NAME).is_file() and (path / BTOA_DIR / CONFIG_NAME).is_file():
+        return True
+    sides = {m["side"] for e in path.iterdir() if (m := _CYCLE_FILE.fullmatch(e.name))}
+    return sides == {"A", "B"}
 
 
 def resolve_source(source: str | os.PathLike, *, revision: str | None = None) -> Path:
@@ -328,15 +551,89 @@ def resolve_source(source: str | os.PathLike, *, revision: str | None = None) ->
     )
 
 
-def load_local(path: Path, *, label: str | None = None) -> Pix2PixGenerator:
+def load_local(
+    path: Path, *, label: str | None = None, direction: str | None = None
+) -> Pix2PixGenerator:
     """Load a local folder (our format, or one holding a single weight file) or weight file.
 
     A ``config.json`` that is not ours (huggingface_hub's ``save_pretrained`` of another model
     class writes its own, e.g. ``{"in_channels": 3, "out_channels": 3}`` for a HugGAN
     ``GeneratorUNet``) does not stop loading: the architecture is then read off the weights, and
-    an error says what was tried.
+    an error says what was tried. ``direction``: as in :func:`load_generator`.
     """
     label = label or str(path)
+    path, picked = _pick_direction(path, direction, label)
+    model = _load_one(path, label)
+    if picked is not None:
+        if path.is_file():  # a reference CycleGAN run's G_A / G_B file
+            model.task.method = "cyclegan"
+        model.task.direction = picked
+    elif direction is not None and direction != model.task.direction:
+        raise CheckpointError(
+            f"{label} holds one generator, which translates {model.task.translates()}; "
+            f"direction={direction!r} needs a CycleGAN model that holds both: our CycleGAN "
+            f"folder or Hub repo (with {BTOA_DIR}/), a reference run folder (*_net_G_A.pth and "
+            "*_net_G_B.pth) or an official model's name. Load this one without direction="
+        )
+    return model
+
+
+# A reference CycleGAN run's generators: <epoch or "latest">_net_G_A.pth (A -> B) and _G_B (B -> A).
+_CYCLE_FILE = re.compile(r"(?P<epoch>.+)_net_G_(?P<side>[AB])\.\w+")
+_SIDES = {"AtoB": "A", "BtoA": "B"}
+
+
+def _pick_direction(path: Path, direction: str | None, label: str) -> tuple[Path, str | None]:
+    """The folder or file of ``direction`` in a CycleGAN source, and the direction it is;
+    ``(path, None)`` when ``path`` holds one generator of no known direction."""
+    if path.is_file():
+        match = _CYCLE_FILE.fullmatch(path.name)
+        if match is None or path.suffix.lower() not in formats.WEIGHT_SUFFIXES:
+            return path, None
+        found = {v: k for k, v in _SIDES.items()}[match["side"]]
+        if direction is not None and direction != found:
+            raise CheckpointError(
+                f"{label} is a reference CycleGAN run's G_{match['side']}, which translates "
+                f"{found[0]} -> {found[-1]}; for direction={direction!r} load its "
+                f"*_net_G_{_SIDES[direction]} file, or the run folder with direction="
+                f"{direction!r}"
+            )
+        return path, found
+    if not path.is_dir():
+        return path, None
+    if (path / CONFIG_NAME).is_file() and (path / BTOA_DIR / CONFIG_NAME).is_file():
+        picked = direction or "AtoB"
+        return (path / BTOA_DIR if picked == "BtoA" else path), picked
+    by_side: dict[str, list[Path]] = {"A": [], "B": []}
+    for entry in sorted(path.iterdir()):
+        match = _CYCLE_FILE.fullmatch(entry.name)
+        if match and entry.is_file() and entry.suffix.lower() in formats.WEIGHT_SUFFIXES:
+            by_side[match["side"]].append(entry)
+    if not by_side["A"] and not by_side["B"]:
+        return path, None
+    picked = direction or "AtoB"
+    side = _SIDES[picked]
+    found = ", ".join(
+        f"{p.name} ({'A -> B' if s == 'A' else 'B -> A'})" for s in "AB" for p in by_side[s]
+    )
+    files = by_side[side]
+    latest = [p for p in files if p.name.startswith("latest_")]
+    if len(files) == 1 or len(latest) == 1:
+        return (latest or files)[0], picked
+    what = "no" if not files else "several"
+    raise CheckpointError(
+        f"{label} is a reference CycleGAN run folder (G_A translates A -> B, G_B B -> A) with "
+        f"{what} {picked[0]} -> {picked[-1]} generator{'s' if files else ''} "
+        f"(*_net_G_{side}.pth) to pick for direction={picked!r}; found {found}. "
+        + (
+            "Pass the file you want itself."
+            if files
+            else f"Ask for the other direction, or add its latest_net_G_{side}.pth."
+        )
+    )
+
+
+def _load_one(path: Path, label: str) -> Pix2PixGenerator:
     if path.is_dir():
         if (path / CONFIG_NAME).is_file():
             foreign = _foreign_config(path / CONFIG_NAME)
@@ -432,7 +729,7 @@ def _pick_weight_file(folder: Path) -> Path:
 
 
 def _snapshot(repo_id: str, revision: str | None) -> Path:
-    patterns = [CONFIG_NAME, "*.safetensors", "*.bin", "*.pth", "*.pt"]
+    patterns = [CONFIG_NAME, f"{BTOA_DIR}/{CONFIG_NAME}", "*.safetensors", "*.bin", "*.pth", "*.pt"]
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
     except RepositoryNotFoundError as e:

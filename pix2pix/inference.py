@@ -54,11 +54,12 @@ def best_device() -> torch.device:
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 / AMX), so autocast to bf16 pays off."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    """Whether this CPU computes bf16 natively (AVX512-BF16 / AMX), so autocast to bf16 pays off.
+
+    The one decision the backends and training share (``pix2pix.backends.native_bf16``, read
+    from the CPU flags): PyTorch's own check also says yes on plain AVX512, which emulates bf16.
+    """
+    return backends.native_bf16()
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:

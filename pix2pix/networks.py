@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NORMS = ("batch", "instance", "none")
+# "instance_affine": InstanceNorm with a learned scale and shift, as many CycleGAN codebases other
+# than the reference use (the reference's own "instance" has none).
+NORMS = ("batch", "instance", "instance_affine", "none")
 
 
 class BatchNorm2d(nn.BatchNorm2d):
@@ -83,6 +85,8 @@ def norm_layer(norm: str) -> Callable[[int], nn.Module]:
         return lambda c: BatchNorm2d(c, affine=True, track_running_stats=True)
     if norm == "instance":
         return lambda c: nn.InstanceNorm2d(c, affine=False, track_running_stats=False)
+    if norm == "instance_affine":
+        return lambda c: nn.InstanceNorm2d(c, affine=True, track_running_stats=False)
     if norm == "none":
         return lambda c: Identity()
     raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}")
@@ -91,7 +95,8 @@ def norm_layer(norm: str) -> Callable[[int], nn.Module]:
 def _uses_bias(norm: str) -> bool:
     # The reference gives convolutions a bias only before InstanceNorm: BatchNorm's shift makes
     # it redundant, and its `norm="none"` path (a plain function, not InstanceNorm) also gets none.
-    return norm == "instance"
+    # Codebases with affine InstanceNorm keep the convolutions' bias too.
+    return norm in ("instance", "instance_affine")
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,6 +24,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="Hub repo id[@rev], folder, weight file or URL")
     p.add_argument("--out", required=True, type=Path, help="output folder (created)")
     p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
+    p.add_argument(
+        "--direction",
+        choices=("AtoB", "BtoA"),
+        default=None,
+        help="which generator of a CycleGAN model (default: A -> B)",
+    )
     p.add_argument("--seed", type=int, default=None, help="dropout noise seed (default: off)")
     p.add_argument("--norm", choices=("instance", "running"), default="instance")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best)")
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from pix2pix.inference import Translator
 
     try:
-        model = load_generator(args.model, revision=args.revision)
+        model = load_generator(args.model, revision=args.revision, direction=args.direction)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -31,6 +31,21 @@ def shared_cache(_module_cache, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIX2PIX_CACHE", str(_module_cache))
 
 
+@pytest.fixture(params=[False, True], ids=["fp32-cpu", "native-bf16-cpu"])
+def cpu_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both kinds of CPU the project runs on, whichever this one is: with native bf16 (AMX /
+    AVX512-BF16), precision "auto" runs eager in bf16; without, in fp32. Says which it ran."""
+    monkeypatch.setattr(backends, "native_bf16", lambda: request.param)
+    kind = f"simulated native bf16 {request.param}, real CPU {backends.cpu_info()}"
+    print(f"\n{kind}")
+    return kind
+
+
+def _fp32_reference(model: Pix2PixGenerator, image: Image.Image) -> np.ndarray:
+    """What every fp32 path should give, whatever this CPU computes natively."""
+    return np.asarray(Translator(model, device="cpu", backend="eager", precision="fp32")(image))
+
+
 def _model(seed: int = 0) -> Pix2PixGenerator:
     torch.manual_seed(seed)
     model = Pix2PixGenerator("unet", {"num_downs": 5, "ngf": 4})
@@ -96,7 +111,7 @@ def _fakes(counted: _Counted) -> list[backends.Candidate]:
     ]
 
 
-def test_auto_picks_the_fastest_faithful_candidate_and_says_why() -> None:
+def test_auto_picks_the_fastest_faithful_candidate_and_says_why(cpu_kind: str) -> None:
     counted = _Counted()
     model = _model()
     translate = Translator(model, device="cpu", candidates=_fakes(counted))
@@ -111,8 +126,10 @@ def test_auto_picks_the_fastest_faithful_candidate_and_says_why() -> None:
     assert by_name["memo"].p50_ms < by_name[backends.BASELINE].p50_ms
     assert by_name["wrong"].status == "rejected" and by_name["wrong"].p50_ms is None
     assert by_name["memo"].psnr_db == float("inf")
+    # The candidates run fp32 eager: compare with fp32, not with what "eager" means on this CPU.
     eager = Translator(model, device="cpu", backend="eager")
-    assert np.array_equal(np.asarray(out), np.asarray(eager(_image())))
+    print(f"backend='eager' with precision 'auto' runs in {eager.dtype}")
+    assert np.array_equal(np.asarray(out), _fp32_reference(model, _image())), cpu_kind
     # Another shape reuses the choice without measuring again.
     translate(_image(96))
     assert counted.builds == {"slow": 1, "memo": 1, "wrong": 1}
@@ -270,8 +287,8 @@ def test_an_explicit_backend_translates_like_eager(shared_cache, name: str) -> N
     translate = Translator(model, device="cpu", backend=name)
     assert translate.backend == name
     got = np.asarray(translate(_image(128)), np.int16)
-    want = np.asarray(Translator(model, device="cpu", backend="eager")(_image(128)), np.int16)
-    assert np.abs(got - want).max() <= 1
+    want = _fp32_reference(model, _image(128)).astype(np.int16)  # fp32 on every CPU
+    assert np.abs(got - want).max() <= 1, f"CPU: {backends.cpu_info()}"
 
 
 def test_an_unavailable_explicit_backend_names_the_reason() -> None:

@@ -177,3 +177,32 @@ def test_command_line_exports_checks_and_prints_the_difference(tmp_path, capsys)
     assert export.main([str(tmp_path / "missing"), str(tmp_path / "x.onnx")]) == 2
     assert export.main([str(tmp_path / "model"), str(tmp_path / "x.txt")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def _file_opset(path) -> int:
+    return next(o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx"))
+
+
+def test_an_opset_that_cannot_be_written_is_refused_naming_the_lowest(tmp_path, capsys) -> None:
+    # torch's exporter writes opset 18 and converts down only as far as the model's ops allow;
+    # below that it kept 18, and the report and the command line still said the opset asked for.
+    model = _generator("unet", {"num_downs": 5, "ngf": 4})
+    path = tmp_path / "low.onnx"
+    with pytest.raises(ValueError, match=r"opset 11 cannot be written") as info:
+        export.export_onnx(model, path, height=64, width=64, opset=11)
+    assert not path.exists()
+    lowest = int(info.value.args[0].split("lowest it writes for this model is opset ")[1][:2])
+    assert 11 < lowest < 18
+    report = export.export_onnx(model, path, height=64, width=64, opset=lowest, check=False)
+    assert report.opset == _file_opset(path) == lowest  # the file's own opset
+    newest = onnx.defs.onnx_opset_version()
+    with pytest.raises(ValueError, match=f"newest opset this onnx knows is {newest}"):
+        export.export_onnx(model, path, opset=newest + 1)
+
+    # The command line: the lowest really is the lowest (one below is refused), exit status 2.
+    save_generator(model, tmp_path / "model")
+    out = tmp_path / "cli.onnx"
+    assert export.main([str(tmp_path / "model"), str(out), "--opset", str(lowest - 1)]) == 2
+    err = capsys.readouterr().err
+    assert f"opset {lowest - 1} cannot be written" in err and f"--opset {lowest}" in err
+    assert not out.exists()

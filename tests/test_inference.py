@@ -190,6 +190,17 @@ def test_precision_resolution() -> None:
         resolve_precision("fp8", torch.device("cpu"))
 
 
+def test_precision_auto_on_the_cpu_follows_its_bf16_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One decision for inference, the backends and training (pix2pix.backends.native_bf16): plain
+    # AVX512 emulates bf16 (PyTorch's own check says yes there), so fp32 is the faster choice.
+    from pix2pix import backends
+
+    cpu = torch.device("cpu")
+    for native, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        monkeypatch.setattr(backends, "native_bf16", lambda native=native: native)
+        assert resolve_precision("auto", cpu) == dtype, f"native bf16 {native}"
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [

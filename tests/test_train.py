@@ -31,6 +31,7 @@ from train.train import (
     lr_factor,
     main,
     parse_args,
+    resolve_mixed_precision,
     warmup_steps,
 )
 
@@ -352,10 +353,15 @@ torch.save = dying_save
 sys.exit(main(sys.argv[1:]))
 """
     argv = ["--data", aligned, "--out", out, *TINY, "--save-every", "3", "--max-steps", "6"]
+    # Steps 1-3 run in the child, 4-6 here, and the uninterrupted run here: with as many threads
+    # as this process, since bf16 kernels (--mixed-precision auto on AMX / AVX512-BF16 CPUs) sum
+    # in a thread-count-dependent order; exact resume assumes the same thread count.
+    threads = torch.get_num_threads()
+    print(f"\n{threads} threads, precision {resolve_mixed_precision('auto', cpu=True)}")
     proc = subprocess.run(
         [sys.executable, "-c", child, *map(str, argv)],
         cwd=REPO,
-        env=_child_env(),
+        env=_child_env(threads),
         capture_output=True,
         text=True,
         timeout=300,
@@ -391,6 +397,20 @@ def test_unmatched_names_fail_before_training(
     err = capsys.readouterr().err
     assert "do not match" in err and "dog" in err and "dig" in err
     assert not out.exists()
+
+
+def test_side_by_side_pairs_of_non_square_images_need_format_aligned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):  # 4:3 pairs side by side: 8:3, which photos are not
+        a = _smooth(i).resize((48, 36))
+        make_aligned(a, _invert(a)).save(data / f"img{i}.png")
+    out = tmp_path / "run"
+    assert run("--data", data, "--out", out, *TINY) == 2
+    assert "pass --format aligned" in capsys.readouterr().err and not out.exists()
+    assert run("--data", data, "--out", out, *TINY, "--format", "aligned", "--max-steps", "1") == 0
 
 
 def test_resume_refusals(aligned: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -457,10 +477,12 @@ def test_push_to_hub_uploads_the_final_model(
 # --------------------------------------------------------------------------------------------
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(threads: int = 1) -> dict[str, str]:
+    """This environment for a child Python process with ``threads`` intra-op threads; a child
+    whose weights are compared with this process's must have as many as this one."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env["OMP_NUM_THREADS"] = "1"
+    env["OMP_NUM_THREADS"] = str(threads)
     return env
 
 

@@ -153,8 +153,13 @@ def test_auto_detection_threshold(tmp_path: Path) -> None:
     Image.new("RGB", (20, 16)).save(tmp_path / "photo0.png")
     assert find_dataset(tmp_path).format == "aligned"  # 9 of 10 is enough
     Image.new("RGB", (20, 16)).save(tmp_path / "photo1.png")
+    # 9 of 11: neither an aligned archive nor photos; a wrong guess trains the wrong task.
+    with pytest.raises(ValueError, match=r"9 of 11 .*--format aligned"):
+        find_dataset(tmp_path)
+    for i in range(2, 11):
+        Image.new("RGB", (20, 16)).save(tmp_path / f"photo{i}.png")
     spec = find_dataset(tmp_path)
-    assert spec.format == "photos" and "9/11" in spec.detection
+    assert spec.format == "photos" and "9/20" in spec.detection
 
 
 def test_format_can_be_forced(tmp_path: Path) -> None:
@@ -582,3 +587,86 @@ def test_photos_with_the_real_edge_detector(tmp_path: Path) -> None:
     assert edges.min() < 0 and edges.max() == 1  # dark lines on a white background
     assert (edges > 0.9).float().mean() > 0.5
     assert torch.equal(edges[0], edges[1])  # a gray edge map, repeated to 3 channels
+
+
+# --- files people really have ------------------------------------------------------------------
+
+
+def test_paired_names_match_across_unicode_normalisation(tmp_path: Path) -> None:
+    # A/ written on Linux (NFC: one code point for "é"), B/ copied from a Mac (NFD: "e" + accent).
+    import unicodedata
+
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    assert nfc != nfd
+    for side, name in (("A", nfc), ("B", nfd)):
+        (tmp_path / side).mkdir()
+        _noise(32, 32, ord(side)).save(tmp_path / side / f"{name}.png")
+    [a_file], [b_file] = (tmp_path / "A").iterdir(), (tmp_path / "B").iterdir()
+    if a_file.name == b_file.name:
+        pytest.skip("this file system normalises names itself")
+    spec = find_dataset(tmp_path)
+    assert [s.name for s in spec.files] == [nfc]
+    assert spec.files[0].path.name == f"{nfc}.png" and spec.files[0].b_path.name == f"{nfd}.png"
+    ds, _ = _build(tmp_path)
+    assert ds[0]["input"].shape == (3, CROP, CROP)  # the real paths are the ones read
+    # Two files in one folder that read the same are one name twice, and said so.
+    _noise(32, 32).save(tmp_path / "A" / f"{nfd}.jpg")
+    with pytest.raises(ValueError, match="differ only in Unicode normalisation"):
+        find_dataset(tmp_path)
+
+
+def _dangling(link: Path) -> None:
+    """A git-annex file that was never fetched: a symbolic link into a missing object."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(Path("..") / ".git" / "annex" / "objects" / link.name)
+
+
+@pytest.mark.parametrize("layout", ["aligned", "paired"])
+def test_links_whose_targets_are_missing_are_named_in_a_warning(
+    tmp_path: Path, layout: str
+) -> None:
+    names = [f"p{i}" for i in range(8)]
+    missing = names[3:]  # 5 of 8 not fetched
+    if layout == "aligned":
+        _write_aligned(tmp_path, names[:3])
+        for name in missing:
+            _dangling(tmp_path / f"{name}.png")
+    else:
+        _write_paired(tmp_path / "A", tmp_path / "B", names[:3])
+        for name in missing:
+            _dangling(tmp_path / "A" / f"{name}.jpg")
+            _dangling(tmp_path / "B" / f"{name}.png")
+        (tmp_path / "B" / "p3.png").unlink()
+        _noise(8, 8).save(tmp_path / "B" / "p3.png")  # fetched on one side only: still no pair
+    with pytest.warns(UserWarning) as caught:
+        spec = find_dataset(tmp_path)
+    assert len(spec.files) == 3
+    message = " ".join(str(w.message) for w in caught)
+    assert "symbolic links whose targets are missing" in message
+    assert "git annex get" in message and "datalad get" in message
+    for name in missing:
+        assert name in message
+    assert f"{5 if layout == 'aligned' else 9} symbolic links" in message  # how many
+
+    # Nothing fetched at all: a clear error, not "no images".
+    empty = tmp_path / "unfetched"
+    for name in names:
+        _dangling(empty / f"{name}.png")
+    with pytest.raises(ValueError, match=r"all 8 image files .* symbolic links whose targets"):
+        find_dataset(empty)
+
+
+def test_side_by_side_pairs_of_non_square_images_are_not_taken_for_photos(tmp_path: Path) -> None:
+    # 4:3 photos side by side make 8:3 images: detected as photos, they would train edges->photo
+    # on the wrong task. Refused, naming the value to pass.
+    for i in range(4):
+        make_aligned(_noise(40, 30, i), _noise(40, 30, 50 + i)).save(tmp_path / f"p{i}.png")
+    with pytest.raises(ValueError, match=r"(?s)80x30.*format aligned.*format photos"):
+        find_dataset(tmp_path)
+    assert find_dataset(tmp_path, format="aligned").format == "aligned"
+    ds, _ = _build(tmp_path, format="aligned")
+    assert ds[0]["input"].shape == (3, CROP, CROP)
+    # A few panoramas among ordinary photos stay photos.
+    for i in range(8):
+        _noise(48, 32, i).save(tmp_path / f"photo{i}.png")
+    assert find_dataset(tmp_path).format == "photos"

@@ -12,6 +12,11 @@ Three layouts are understood (``format=None`` detects them; pass ``format=`` to 
 Split folders ``train/``, ``val/``, ``test/`` are used when present (``ROOT/train/A`` or, as the
 reference implementation's combine script writes them, ``ROOT/A/train``); without them the root
 itself is the only split and serves whichever split is asked for.
+
+Unpaired images (CycleGAN) are two folders of any sizes whose names need not match
+(:class:`UnpairedDataset`): the reference's ``ROOT/trainA`` + ``ROOT/trainB`` (and ``testA`` /
+``testB``), ``ROOT/train/A`` + ``ROOT/train/B``, ``ROOT/A`` + ``ROOT/B``, or two folders given
+separately (:func:`unpaired_folders`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import contextlib
 import os
 import re
 import tempfile
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +42,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from pix2pix import imageio
+from train.hints import DabSpec, sample_dabs
 
 IMAGE_EXTENSIONS = imageio.SUFFIXES  # the same files as every entry point reads
 SPLITS = ("train", "val", "test")
@@ -46,6 +53,8 @@ EDGES_CACHE_NAME = ".edges_cache"
 # Auto-detection calls a folder aligned when at least this share of its images is 2:1 (+-1 px);
 # a stray photo or two in an aligned archive must not flip the whole folder to "photos".
 ALIGNED_SHARE = 0.9
+# At least this share of images twice as wide as high (or wider), but not aligned: refused.
+PAIRLIKE_SHARE = 0.5
 
 _LAYOUTS = """expected one of these layouts (split folders train/ val/ test/ are optional):
   aligned: ROOT/train/*.jpg, each image A|B side by side (width = 2 x height)
@@ -81,6 +90,7 @@ class DataSpec:
     folders: tuple[Path, ...]  # the folder(s) the files were listed from: (split,) or (A, B)
     detection: str  # how the format was chosen, for logs
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): non-images
+    unfetched: list[Path] = field(default_factory=list)  # image links whose targets are missing
 
     def summary(self) -> str:
         """One line for logs: format, split, file count, folders and how the format was chosen."""
@@ -90,6 +100,8 @@ class DataSpec:
         text += f" ({self.detection})"
         if self.skipped:
             text += f"; {len(self.skipped)} non-image files ignored"
+        if self.unfetched:
+            text += f"; {len(self.unfetched)} links whose targets are missing skipped"
         return text
 
 
@@ -108,7 +120,15 @@ def find_dataset(
     """Detect the layout under ``root``, list the files of ``split`` and check A/B names match.
 
     Only image headers are read (to tell aligned from photos); whether the files decode is checked
-    by :class:`PairedDataset`.
+    by :class:`PairedDataset`. File names are matched in Unicode NFC, so ``A/café.png`` written on
+    Linux pairs with ``B/café.png`` copied from a Mac (NFD); the files are read by their real
+    paths. Image names that are symbolic links to missing files (git-annex / DataLad files not
+    fetched) are skipped with a warning that names them.
+
+    Raises ``FileNotFoundError`` / ``NotADirectoryError`` for a missing root or half a paired
+    layout, and ``ValueError`` for an unknown ``format``, A/B names that do not match, no images
+    (or only links whose targets are missing), or a layout that cannot be told apart (pass
+    ``format=``).
     """
     if format is not None and format not in FORMATS:
         raise ValueError(f"unknown dataset format {format!r}; expected one of {FORMATS} or None")
@@ -125,19 +145,25 @@ def find_dataset(
                 f"format='paired' needs A/ and B/ subfolders in {folder} (or {root}/A/{split} and "
                 f"{root}/B/{split}); {_LAYOUTS}"
             )
-        files, skipped = _pair_files(*ab_dirs)
+        files, skipped, unfetched = _pair_files(*ab_dirs)
         note = "forced with format='paired'" if format else "found A/ and B/ folders"
-        return DataSpec(root, "paired", split, files, ab_dirs, note + split_note, skipped)
+        spec = DataSpec(root, "paired", split, files, ab_dirs, note + split_note, skipped)
+        spec.unfetched = unfetched
+        return spec
 
-    images, skipped = _list_folder(folder)
+    images, skipped, unfetched = _list_folder(folder)
+    if not images and unfetched:
+        raise _unfetched_error(unfetched, len(unfetched), folder)
     if not images:
         raise _empty_folder_error(folder, skipped)
+    if unfetched:
+        _warn_unfetched(unfetched, len(images) + len(unfetched), folder)
     if format is None:
         format, note = _detect_aligned_or_photos(images, folder)
     else:
         note = f"forced with format={format!r}"
     files = [Sample(name, path) for name, path in zip(_unique_names(images), images, strict=True)]
-    return DataSpec(root, format, split, files, (folder,), note + split_note, skipped)
+    return DataSpec(root, format, split, files, (folder,), note + split_note, skipped, unfetched)
 
 
 def convert_mode(img: Image.Image, channels: int = 3) -> Image.Image:
@@ -180,6 +206,9 @@ class PairedDataset(Dataset):
     photo is resized to (``load_size``, or ``crop_size`` when ``train=False``) so that their 1-px
     lines survive; a cached map is reused while the photo's relative path, mtime and size and that
     resolution are unchanged.
+
+    With ``hints`` (line art to colour), random dabs of the target's colours are drawn onto each
+    input after the crop and mirror (``train.hints.sample_dabs``: 0 dabs for a share of examples).
     """
 
     def __init__(
@@ -196,6 +225,7 @@ class PairedDataset(Dataset):
         in_channels: int = 3,
         out_channels: int = 3,
         edges_cache_dir: str | os.PathLike[str] | None = None,
+        hints: DabSpec | None = None,
     ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {direction!r}; expected 'AtoB' or 'BtoA'")
@@ -233,6 +263,7 @@ class PairedDataset(Dataset):
         self.edges_cache_dir = cache_root / split
         self._failed: set[int] = set()
         self._cache_write_warned = False
+        self.hints = hints
 
     def __len__(self) -> int:
         """Number of readable examples."""
@@ -262,6 +293,8 @@ class PairedDataset(Dataset):
             a_t, b_t = _to_unit_range(a_t), _to_unit_range(b_t)
             if self.direction == "BtoA":
                 a_t, b_t = b_t, a_t
+            if self.hints is not None:
+                a_t, _ = sample_dabs(a_t, b_t, self.hints)
             return {"input": a_t, "target": b_t, "name": self.samples[i].name}
         raise RuntimeError(
             f"every file of the dataset failed to load; problems found: "
@@ -350,6 +383,167 @@ class PairedDataset(Dataset):
         return edge_img
 
 
+_UNPAIRED_LAYOUTS = """expected unpaired images (names need not match, counts may differ) as:
+  ROOT/trainA/*.jpg and ROOT/trainB/*.jpg (+ testA/ testB/: the CycleGAN reference's layout)
+  ROOT/train/A and ROOT/train/B (+ test/A, test/B), or ROOT/A and ROOT/B
+  or two folders given separately (pix2pix-train --data-a DIR --data-b DIR)"""
+
+
+def unpaired_folders(root: str | os.PathLike[str], split: str = "train") -> tuple[Path, Path]:
+    """The (A, B) folders of ``split`` under ``root`` in one of the unpaired layouts.
+
+    ``ROOT/<split>A`` + ``ROOT/<split>B`` (the CycleGAN reference's datasets), ``ROOT/<split>/A``
+    + ``ROOT/<split>/B``, or, for any split when the root has no split folders, ``ROOT/A`` +
+    ``ROOT/B``. Raises ``FileNotFoundError`` naming the layouts when none is there.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder {root} does not exist; {_UNPAIRED_LAYOUTS}")
+    candidates = _split_candidates(root, split)
+    if not any((root / f"{s}A").is_dir() or (root / s).is_dir() for s in SPLITS):
+        candidates.append((root / "A", root / "B"))
+    for a_dir, b_dir in candidates:
+        if a_dir.is_dir() and b_dir.is_dir():
+            return a_dir, b_dir
+        if a_dir.is_dir() != b_dir.is_dir():
+            present, missing = (a_dir, b_dir) if a_dir.is_dir() else (b_dir, a_dir)
+            raise FileNotFoundError(f"found {present} but no {missing}; {_UNPAIRED_LAYOUTS}")
+    raise FileNotFoundError(f"no {split!r} A and B folders in {root}; {_UNPAIRED_LAYOUTS}")
+
+
+def unpaired_splits(root: str | os.PathLike[str]) -> list[str]:
+    """Splits with their own A and B folders under ``root`` (``trainA``, ``test/A``, ...)."""
+    root = Path(root).expanduser()
+    return [
+        s for s in SPLITS if any(a.is_dir() and b.is_dir() for a, b in _split_candidates(root, s))
+    ]
+
+
+def _split_candidates(root: Path, split: str) -> list[tuple[Path, Path]]:
+    return [(root / f"{split}A", root / f"{split}B"), (root / split / "A", root / split / "B")]
+
+
+class UnpairedDataset(Dataset):
+    """Images of two domains A and B, unpaired, preprocessed as in the CycleGAN reference.
+
+    Its length is the larger folder's count. Item ``i`` is the ``i % len(A)``-th A image and, with
+    ``train=True``, a B image drawn at random from torch's RNG (``serial_batches`` off in the
+    reference's ``unaligned_dataset.py``; seeded per item by the trainer, so runs reproduce), else
+    the ``i % len(B)``-th. Each image is resized to ``load_size``, randomly cropped to
+    ``crop_size`` and mirrored, A and B independently (``train=False``: resized straight to
+    ``crop_size``). Files are read by the one decoder (:mod:`pix2pix.imageio`); non-images are
+    ignored and unreadable images skipped, with a warning naming them, as in
+    :class:`PairedDataset`. Raises ``FileNotFoundError`` for a missing folder and ``ValueError``
+    for a folder without readable images.
+    """
+
+    def __init__(
+        self,
+        a_dir: str | os.PathLike[str],
+        b_dir: str | os.PathLike[str],
+        *,
+        load_size: int = 286,
+        crop_size: int = 256,
+        flip: bool = True,
+        train: bool = True,
+        a_channels: int = 3,
+        b_channels: int = 3,
+    ) -> None:
+        for name, value in (("a_channels", a_channels), ("b_channels", b_channels)):
+            if value not in (1, 3):
+                raise ValueError(f"{name} must be 1 (grayscale) or 3 (RGB), got {value!r}")
+        if crop_size < 1 or (train and load_size < crop_size):
+            raise ValueError(
+                f"need 1 <= crop_size <= load_size, got load_size={load_size!r}, "
+                f"crop_size={crop_size!r}; CycleGAN uses load_size=286, crop_size=256"
+            )
+        self.folders = (Path(a_dir).expanduser(), Path(b_dir).expanduser())
+        self.train = train
+        self.skipped: list[tuple[str, str]] = []
+        self.files = (self._readable(self.folders[0]), self._readable(self.folders[1]))
+        self._channels = (a_channels, b_channels)
+        self._decode_size = load_size if train else crop_size
+        self._transform = _build_transform(load_size, crop_size, flip=flip, train=train)
+        self._failed: set[tuple[int, int]] = set()
+
+    def __len__(self) -> int:
+        """The larger folder's number of readable images."""
+        return max(len(self.files[0]), len(self.files[1]))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        """``A`` and ``B`` float tensors (C, crop, crop) in [-1, 1], ``A_name`` and ``B_name``."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} examples")
+        count_b = len(self.files[1])
+        b_index = int(torch.randint(count_b, ())) if self.train else index % count_b
+        item: dict[str, torch.Tensor | str] = {}
+        for side, start in ((0, index % len(self.files[0])), (1, b_index)):
+            name, image = self._load(side, start)
+            item["AB"[side]], item[f"{'AB'[side]}_name"] = image, name
+        return item
+
+    def summary(self) -> str:
+        """One line for logs: both folders, their counts and what was skipped."""
+        text = (
+            f"unpaired dataset: {len(self.files[0])} A images in {self.folders[0]}, "
+            f"{len(self.files[1])} B images in {self.folders[1]} ({len(self)} per epoch)"
+        )
+        if self.skipped:
+            text += f"; {len(self.skipped)} files skipped"
+        return text
+
+    def _readable(self, folder: Path) -> list[Path]:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"image folder {folder} does not exist; {_UNPAIRED_LAYOUTS}")
+        images, others, unfetched = _list_folder(folder)
+        if unfetched and images:
+            _warn_unfetched(unfetched, len(images) + len(unfetched), folder)
+        elif unfetched:
+            raise _unfetched_error(unfetched, len(unfetched), folder)
+        problems = _parallel_map(_decode_problem, images)
+        bad = [(str(p), why) for p, why in zip(images, problems, strict=True) if why is not None]
+        if others or bad:
+            skipped = others + bad
+            self.skipped.extend(skipped)
+            warnings.warn(
+                f"skipped {len(skipped)} files in {folder} that are not readable images: "
+                f"{_preview_skipped(skipped, folder)}. They were left on disk untouched.",
+                stacklevel=3,
+            )
+        good = [p for p, why in zip(images, problems, strict=True) if why is None]
+        if not good:
+            raise ValueError(
+                f"no readable images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}; "
+                f"{_UNPAIRED_LAYOUTS}"
+            )
+        return good
+
+    def _load(self, side: int, start: int) -> tuple[str, torch.Tensor]:
+        files = self.files[side]
+        for step in range(len(files)):
+            i = (start + step) % len(files)
+            if (side, i) in self._failed:
+                continue
+            try:
+                img = _read_rgb(files[i], (self._decode_size, self._decode_size))
+            except _UnreadableError as e:
+                self._failed.add((side, i))
+                self.skipped.append((str(e.path), e.reason))
+                warnings.warn(
+                    f"could not read {e.path} ({e.reason}); using the next image in its place "
+                    "and skipping this file for the rest of the run",
+                    stacklevel=3,
+                )
+                continue
+            img = _with_channels(img, self._channels[side])
+            tensor = self._transform(_to_tensor(img))
+            return files[i].stem, _to_unit_range(tensor)
+        raise RuntimeError(
+            f"every image in {self.folders[side]} failed to load: "
+            f"{_preview_skipped(self.skipped, self.folders[side])}"
+        )
+
+
 class _UnreadableError(Exception):
     """A file that failed to decode while loading an example."""
 
@@ -385,29 +579,43 @@ def _resolve_split(root: Path, split: str) -> tuple[Path, tuple[Path, Path] | No
     return folder, (inner_ab if has_a else None), note
 
 
-def _list_folder(folder: Path) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Image files directly in ``folder`` (sorted), and the other files as (path, reason)."""
-    images, others = [], []
+def _list_folder(folder: Path) -> tuple[list[Path], list[tuple[str, str]], list[Path]]:
+    """Image files directly in ``folder`` (sorted), the other files as (path, reason), and the
+    image names that are symbolic links whose targets are missing (git-annex / DataLad files
+    not fetched: ``is_file()`` is False for them, so they would vanish without a word)."""
+    images, others, unfetched = [], [], []
     for entry in sorted(folder.iterdir()):
         # Hidden entries include .DS_Store, macOS ._ resource forks and the edges cache.
-        if entry.name.startswith(".") or not entry.is_file():
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_file():
+            dangling = entry.is_symlink() and not entry.exists()
+            if dangling and entry.suffix.lower() in IMAGE_EXTENSIONS:
+                unfetched.append(entry)
             continue
         if entry.suffix.lower() in IMAGE_EXTENSIONS:
             images.append(entry)
         else:
             others.append((str(entry), f"not an image file (extension {entry.suffix or 'none'!r})"))
-    return images, others
+    return images, others, unfetched
 
 
-def _pair_files(a_dir: Path, b_dir: Path) -> tuple[list[Sample], list[tuple[str, str]]]:
-    """Match A and B files by name without extension; raise if any name is missing on one side."""
-    a_images, a_others = _list_folder(a_dir)
-    b_images, b_others = _list_folder(b_dir)
+def _pair_files(a_dir: Path, b_dir: Path) -> tuple[list[Sample], list[tuple[str, str]], list[Path]]:
+    """Match A and B files by name without extension (in Unicode NFC); raise if any name is
+    missing on one side. A pair with a side whose link target is missing is left out, with a
+    warning; returns the pairs, the non-image files and those links."""
+    a_images, a_others, a_unfetched = _list_folder(a_dir)
+    b_images, b_others, b_unfetched = _list_folder(b_dir)
+    unfetched = a_unfetched + b_unfetched
+    if not a_images and not b_images and unfetched:
+        raise _unfetched_error(unfetched, len(unfetched), a_dir, b_dir)
     if not a_images and not b_images:
         raise _empty_folder_error(a_dir, a_others)
     a_by_stem, b_by_stem = _by_stem(a_images, a_dir), _by_stem(b_images, b_dir)
-    only_a = sorted(a_by_stem.keys() - b_by_stem.keys())
-    only_b = sorted(b_by_stem.keys() - a_by_stem.keys())
+    a_missing = {_nfc(p.stem) for p in a_unfetched}
+    b_missing = {_nfc(p.stem) for p in b_unfetched}
+    only_a = sorted(a_by_stem.keys() - b_by_stem.keys() - b_missing)
+    only_b = sorted(b_by_stem.keys() - a_by_stem.keys() - a_missing)
     if only_a or only_b:
         raise ValueError(
             "A and B file names do not match (they are paired by name without extension): "
@@ -415,33 +623,72 @@ def _pair_files(a_dir: Path, b_dir: Path) -> tuple[list[Sample], list[tuple[str,
             f"{len(only_b)} only in {b_dir}: {_preview(only_b, _MISMATCH_LIMIT)}. "
             "Rename or remove them so that every A image has a B image of the same name."
         )
-    files = [Sample(stem, a_by_stem[stem], b_by_stem[stem]) for stem in sorted(a_by_stem)]
-    return files, a_others + b_others
+    stems = sorted(a_by_stem.keys() & b_by_stem.keys())
+    if not stems and unfetched:
+        total = len(a_images) + len(b_images) + len(unfetched)
+        raise _unfetched_error(unfetched, total, a_dir, b_dir)
+    if unfetched:
+        total = len(a_images) + len(b_images) + len(unfetched)
+        _warn_unfetched(unfetched, total, a_dir, b_dir)
+    files = [Sample(stem, a_by_stem[stem], b_by_stem[stem]) for stem in stems]
+    return files, a_others + b_others, unfetched
+
+
+def _nfc(name: str) -> str:
+    # macOS writes names in NFD ("e" + combining accent), Linux keeps what it is given (mostly
+    # NFC): the same name read by people can be two byte strings.
+    return unicodedata.normalize("NFC", name)
 
 
 def _by_stem(images: list[Path], folder: Path) -> dict[str, Path]:
+    """Images by their name without extension, in Unicode NFC; raise on a name seen twice."""
     by_stem: dict[str, Path] = {}
     for path in images:
-        if path.stem in by_stem:
-            raise ValueError(
-                f"{folder} has two images named {path.stem!r} ({by_stem[path.stem].name} and "
-                f"{path.name}); A/B pairs are matched by name without extension, so keep only one"
+        stem = _nfc(path.stem)
+        if stem in by_stem:
+            other = by_stem[stem]
+            why = (
+                " (the names differ only in Unicode normalisation, e.g. one copied from a Mac)"
+                if other.stem != path.stem
+                else ""
             )
-        by_stem[path.stem] = path
+            raise ValueError(
+                f"{folder} has two images named {stem!r} ({other.name} and {path.name}){why}; "
+                "A/B pairs are matched by name without extension, so keep only one"
+            )
+        by_stem[stem] = path
     return by_stem
 
 
 def _detect_aligned_or_photos(images: list[Path], folder: Path) -> tuple[str, str]:
-    sizes = [s for s in _parallel_map(_header_size, images) if s is not None]
-    if not sizes:
+    """``aligned`` when nearly every image is twice as wide as high, ``photos`` when few are at
+    least that wide; otherwise a ``ValueError`` that asks for ``format``.
+
+    A wrong guess costs a whole training run on the wrong task, so the ambiguous case is refused:
+    images wider than 2:1 are side-by-side pairs of non-square images (4:3 pairs make 8:3) or
+    panoramas, and a folder that is mostly 2:1 with a few exceptions is a mixed one.
+    """
+    headers = zip(images, _parallel_map(_header_size, images), strict=True)
+    sized = [(p, s) for p, s in headers if s is not None]
+    if not sized:
         raise ValueError(
             f"none of the {len(images)} images in {folder} could be opened, e.g. "
             f"{_preview([p.name for p in images], _WARN_LIMIT)}; check that they are valid images"
         )
-    wide = sum(abs(w - 2 * h) <= 1 for w, h in sizes)
-    detail = f"{wide}/{len(sizes)} images are twice as wide as high"
-    if wide >= ALIGNED_SHARE * len(sizes):
+    wide = sum(abs(w - 2 * h) <= 1 for _, (w, h) in sized)
+    doubled = [(p, w, h) for p, (w, h) in sized if w >= 2 * h - 1]  # no camera's photo shape
+    detail = f"{wide}/{len(sized)} images are twice as wide as high"
+    if wide >= ALIGNED_SHARE * len(sized):
         return "aligned", f"auto-detected: {detail}"
+    if len(doubled) >= PAIRLIKE_SHARE * len(sized):
+        examples = _preview([f"{p.name} {w}x{h}" for p, w, h in doubled], 3)
+        raise ValueError(
+            f"cannot tell the layout of {folder}: {len(doubled)} of {len(sized)} images are at "
+            f"least twice as wide as high ({examples}) but only {wide} exactly 2:1. If each "
+            "image is an input and its target side by side (non-square pairs: 4:3 images "
+            "make 8:3), pass --format aligned (format='aligned'); if they are photos to learn "
+            "from their edge maps, pass --format photos (format='photos')"
+        )
     return "photos", (
         f"auto-detected: only {detail}, {ALIGNED_SHARE:.0%} needed for 'aligned'; "
         "pass format= to override"
@@ -559,6 +806,33 @@ def _empty_folder_error(folder: Path, others: list[tuple[str, str]]) -> ValueErr
     if subfolders:
         text += f"; it has subfolders {_preview(subfolders, _WARN_LIMIT)}, which are not searched"
     return ValueError(f"{text}; {_LAYOUTS}")
+
+
+_UNFETCHED_HINT = (
+    "git-annex or DataLad files not fetched yet? Fetch them in the dataset with "
+    "`git annex get .` or `datalad get .`, or remove the links"
+)
+
+
+def _warn_unfetched(links: list[Path], total: int, *folders: Path) -> None:
+    where, names = " + ".join(map(str, folders)), _preview([p.name for p in links], _WARN_LIMIT)
+    warnings.warn(
+        f"skipped {len(links)} symbolic links whose targets are missing, of {total} image files "
+        f"in {where}: {names} ({_UNFETCHED_HINT}); training goes on without them",
+        stacklevel=4,
+    )
+
+
+def _unfetched_error(links: list[Path], total: int, *folders: Path) -> ValueError:
+    where, names = " + ".join(map(str, folders)), _preview([p.name for p in links], _WARN_LIMIT)
+    if len(links) == total:
+        what = f"all {total} image files in {where} are symbolic links whose targets are missing"
+    else:
+        what = (
+            f"no A/B pair is complete without the {len(links)} (of {total}) image files in "
+            f"{where} that are symbolic links whose targets are missing"
+        )
+    return ValueError(f"nothing to train on: {what}: {names} ({_UNFETCHED_HINT})")
 
 
 def _preview(names: list[str], limit: int) -> str:

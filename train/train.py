@@ -1,6 +1,8 @@
-"""Train a pix2pix generator on your own paired images.
+"""Train a pix2pix generator on your own paired images, or CycleGAN on unpaired ones.
 
     python -m train.train --data DIR --out DIR [options]
+    python -m train.train --model cyclegan --data DIR --out DIR [options]   # trainA/ trainB/ ...
+    python -m train.train --model cyclegan --data-a DIR --data-b DIR --out DIR [options]
     accelerate launch --multi_gpu --num_processes 2 -m train.train --data DIR --out DIR [options]
     python -m train.train --resume OUT          # continue a stopped run exactly where it stopped
 
@@ -20,6 +22,12 @@ Outputs in ``--out``: the generator in the Hub format (``config.json``, ``model.
 model card ``README.md``; load it with ``pix2pix.load_generator(OUT)``), ``checkpoint/``,
 ``samples/`` (input | output | target rows), ``logs/`` (TensorBoard) and ``train_summary.json``.
 
+CycleGAN (``--model cyclegan``, Zhu et al. 2017) runs in this same loop: what differs, its two
+generator and discriminator pairs, its losses, history pools and step, is in ``train.cyclegan``.
+Its checkpoint holds both pairs (``generator.safetensors`` / ``discriminator.safetensors``), and
+the pools with their RNG states sit with each process's RNG states; the output folder holds the
+A -> B generator and, in ``BtoA/``, the B -> A one.
+
 Several processes on CPUs: ``accelerate launch --multi_gpu --num_processes N ... --cpu`` (DDP
 over gloo). ``accelerate launch --cpu --num_processes N`` starts a single process unless an MPI
 hostfile is given; the startup line says the world size.
@@ -28,6 +36,7 @@ hostfile is given; the startup line says the world size.
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import json
 import os
@@ -57,7 +66,17 @@ from pix2pix.hub import (
 )
 from pix2pix.losses import GAN_MODES, discriminator_loss, generator_gan_loss, l1_loss
 from train import checkpoint as ckpt
-from train.data import DIRECTIONS, FORMATS, PairedDataset, available_splits
+from train import cyclegan
+from train.data import (
+    DIRECTIONS,
+    FORMATS,
+    PairedDataset,
+    UnpairedDataset,
+    available_splits,
+    unpaired_folders,
+    unpaired_splits,
+)
+from train.hints import DabSpec
 
 # Generic registry entries need extra arguments (num_downs, n_blocks) that the CLI does not take.
 GENERATOR_NAMES = tuple(
@@ -83,6 +102,9 @@ FIXED_ON_RESUME = (
     # What the examples are: which side is the input, and how the folder is read.
     "direction",
     "format",
+    # CycleGAN: which objective, and the pools' size (their saved contents depend on it).
+    "model",
+    "pool_size",
 )
 # Options that change how a resumed run trains from its step on, exactly as a fresh run with them
 # would train at that step (the LR and betas are recomputed after the optimizer state is loaded);
@@ -99,6 +121,12 @@ RECIPE_OPTIONS = (
     "crop_size",
     "no_flip",
     "mixed_precision",
+    "hints",
+    "hint_none_share",
+    "data_a",
+    "data_b",
+    "lambda_cycle",
+    "lambda_identity",
 )
 # Options that say where, how long, how often or what to write, not how to train: they apply
 # to a resumed run as given, and the model card does not list their changes.
@@ -115,6 +143,8 @@ RUN_OPTIONS = (
     "input_kind",
     "dataset",
     "notes",
+    "domain_a",
+    "domain_b",
 )
 SAMPLE_COUNT = 4  # rows in a sample grid
 SUMMARY_NAME = "train_summary.json"
@@ -138,10 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``pix2pix-train`` argument parser."""
     p = argparse.ArgumentParser(
         prog="pix2pix-train",
-        description="Train a pix2pix generator (Isola et al. 2017) on paired images.",
+        description="Train a pix2pix generator (Isola et al. 2017) on paired images, or "
+        "CycleGAN (Zhu et al. 2017) on unpaired ones (--model cyclegan).",
         formatter_class=_HelpFormatter,
     )
     run = p.add_argument_group("run")
+    run.add_argument(
+        "--model",
+        choices=("pix2pix", "cyclegan"),
+        default="pix2pix",
+        help="pix2pix: paired images; cyclegan: unpaired (defaults then: resnet_9blocks, or "
+        "resnet_6blocks for crops up to 128 px, instance norm, no dropout, lsgan)",
+    )
     run.add_argument("--data", type=Path, help="dataset folder (required unless --resume)")
     run.add_argument("--out", type=Path, help="output folder (required unless --resume)")
     run.add_argument("--resume", type=Path, help="continue the run whose output folder this is")
@@ -162,12 +200,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = p.add_argument_group("data")
     data.add_argument("--direction", choices=DIRECTIONS, default="AtoB", help="A->B or B->A")
+    data.add_argument(
+        "--data-a", type=Path, help="cyclegan: a folder of domain A images (with --data-b)"
+    )
+    data.add_argument(
+        "--data-b", type=Path, help="cyclegan: a folder of domain B images (any count, any names)"
+    )
     data.add_argument("--format", choices=FORMATS, help="dataset layout (default: detected)")
     data.add_argument("--load-size", type=int, default=286, help="resize to this, then crop")
     data.add_argument("--crop-size", type=int, default=256, help="side of the training crops")
     data.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     data.add_argument("--in-channels", type=int, choices=(1, 3), default=3, help="G's input")
     data.add_argument("--out-channels", type=int, choices=(1, 3), default=3, help="G's output")
+    data.add_argument(
+        "--hints",
+        action="store_true",
+        help="colour hints: draw random dabs of the target's colours onto the inputs (line art "
+        "to colour; train.hints), and record in the model's config that it takes them",
+    )
+    data.add_argument(
+        "--hint-none-share",
+        type=float,
+        default=DabSpec().none_share,
+        help="with --hints, the share of examples that get no dab (keeps the no-hint default good)",
+    )
     data.add_argument(
         "--workers",
         type=int,
@@ -206,11 +262,25 @@ def build_parser() -> argparse.ArgumentParser:
     optim.add_argument("--beta1", type=float, default=0.5, help="Adam's beta1 (beta2: 0.999)")
     optim.add_argument("--epochs", type=int, default=100, help="epochs at the initial LR")
     optim.add_argument("--epochs-decay", type=int, default=100, help="epochs of linear decay")
+    optim.add_argument(
+        "--lambda-cycle", type=float, default=10.0, help="cyclegan: weight of the cycle L1 terms"
+    )
+    optim.add_argument(
+        "--lambda-identity",
+        type=float,
+        default=0.5,
+        help="cyclegan: identity L1 weight, times --lambda-cycle (0: none)",
+    )
+    optim.add_argument(
+        "--pool-size", type=int, default=50, help="cyclegan: generated images each D revisits"
+    )
 
     card = p.add_argument_group("model card")
     card.add_argument("--input-kind", choices=INPUT_KINDS, help="what the inputs are")
     card.add_argument("--dataset", help="dataset name (default: the data folder's name)")
     card.add_argument("--notes", default=None, help="free text for the model card")
+    card.add_argument("--domain-a", help="cyclegan: name of domain A (default: from the folders)")
+    card.add_argument("--domain-b", help="cyclegan: name of domain B (default: from the folders)")
     return p
 
 
@@ -223,8 +293,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unset = object()
     probe = parser.parse_args(argv, argparse.Namespace(**dict.fromkeys(vars(args), unset)))
     args.given = sorted(k for k, v in vars(probe).items() if v is not unset)
-    if args.resume is None and (args.data is None or args.out is None):
+    cycle = args.model == "cyclegan"
+    if (args.data_a is None) != (args.data_b is None):
+        parser.error("--data-a and --data-b go together: one folder per domain")
+    if args.data_a is not None and (not cycle or args.data is not None):
+        parser.error("--data-a and --data-b are for --model cyclegan, instead of --data")
+    if args.resume is None and ((args.data is None and args.data_a is None) or args.out is None):
         parser.error("--data and --out are required (unless --resume continues a run)")
+    if cycle:
+        _cyclegan_options(parser, args)
     for name in ("batch_size", "crop_size", "load_size", "ngf", "ndf", "log_every"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -237,7 +314,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--max-steps must not be negative")
     if args.workers is not None and args.workers < 0:
         parser.error("--workers must not be negative")
+    if not 0 <= args.hint_none_share <= 1:
+        parser.error("--hint-none-share must be between 0 and 1")
     return args
+
+
+def _cyclegan_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse pix2pix-only options and give the ones not given CycleGAN's defaults."""
+    refused = [k for k in cyclegan.NOT_FOR_CYCLEGAN if k in args.given]
+    if refused:
+        parser.error(
+            "--model cyclegan does not take "
+            + "; ".join(
+                f"--{k.replace('_', '-')} ({cyclegan.NOT_FOR_CYCLEGAN[k]})" for k in refused
+            )
+        )
+    for key, value in cyclegan.DEFAULTS.items():
+        if key not in args.given:
+            setattr(args, key, value)
+    if "netG" not in args.given:
+        args.netG = cyclegan.default_generator(args.crop_size)
+    if args.pool_size < 0:
+        parser.error("--pool-size must not be negative")
+    if args.lambda_identity > 0 and args.in_channels != args.out_channels:
+        parser.error(
+            "--lambda-identity needs as many channels in A as in B (the identity term feeds B "
+            "to the A -> B generator); pass --lambda-identity 0"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -480,6 +583,52 @@ def build_generator(args: argparse.Namespace) -> Pix2PixGenerator:
     return model
 
 
+def _cyclegan_generators(
+    args: argparse.Namespace, resume: ckpt.Checkpoint | None
+) -> cyclegan.GeneratorPair:
+    """CycleGAN's A -> B and B -> A generators: from the checkpoint's config, or the options."""
+    if resume is not None:
+        specs = (resume.config["generator"], resume.config["reverse_generator"])
+        return cyclegan.GeneratorPair(
+            *(Pix2PixGenerator(s["architecture"], s["network"]) for s in specs)
+        )
+    set_seed(args.seed)  # the same initial weights on every process
+    return cyclegan.GeneratorPair(
+        build_generator(args), build_generator(cyclegan.reverse_args(args))
+    )
+
+
+def _unpaired_dataset(
+    args: argparse.Namespace, channels: tuple[int, int], split: str, *, train: bool = False
+) -> UnpairedDataset:
+    """CycleGAN's images of ``split``: from ``--data-a`` / ``--data-b`` (any split), or the
+    ``--data`` folder's (``trainA`` / ``trainB``, ...). ``train=False``: resized to the crop."""
+    if args.data is not None:
+        folders = unpaired_folders(args.data, split)
+    else:
+        folders = (args.data_a, args.data_b)
+    return UnpairedDataset(
+        *folders,
+        load_size=args.load_size if train else args.crop_size,
+        crop_size=args.crop_size,
+        flip=train and not args.no_flip,
+        train=train,
+        a_channels=channels[0],
+        b_channels=channels[1],
+    )
+
+
+def _domain_names(args: argparse.Namespace) -> list[str]:
+    """Names of domains A and B: as given, else the folders' (``--data-a`` / ``--data-b``), else
+    the dataset's ``X2Y`` name split (``horse2zebra``), else ``A`` and ``B``."""
+    if args.data is not None:
+        parts = Path(args.data).resolve().name.split("2")
+        guessed = parts if len(parts) == 2 and all(parts) else ["A", "B"]
+    else:
+        guessed = [Path(args.data_a).resolve().name, Path(args.data_b).resolve().name]
+    return [args.domain_a or guessed[0], args.domain_b or guessed[1]]
+
+
 def build_discriminator(args: argparse.Namespace, in_ch: int, out_ch: int) -> nn.Module:
     """D for the options: conditional on the input unless ``--unconditional``."""
     d_in = out_ch if args.unconditional else in_ch + out_ch
@@ -568,8 +717,8 @@ def _resolve_resume(args: argparse.Namespace) -> ckpt.Checkpoint:
     for key, value in saved.items():
         if key in vars(args) and key not in args.given and key not in ("resume", "given"):
             setattr(args, key, value)
-    for key in ("data", "out"):
-        if isinstance(getattr(args, key), str):
+    for key in ("data", "out", "data_a", "data_b"):
+        if isinstance(getattr(args, key, None), str):
             setattr(args, key, Path(getattr(args, key)))
     if "out" not in args.given:
         # Checkpoints live in OUT/checkpoint/step-*/: continue in the folder they were found in.
@@ -661,7 +810,18 @@ def _eval_dataset(args: argparse.Namespace, split: str, channels: tuple[int, int
 def _sample_batch(
     args: argparse.Namespace, channels: tuple[int, int], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fixed (inputs, targets) for the sample grids: the first val images, else train images."""
+    """Fixed (inputs, targets) for the sample grids: the first val images, else train images.
+
+    CycleGAN: (A images, B images), the first of the test split, else of the train split.
+    """
+    if getattr(args, "model", "pix2pix") == "cyclegan":
+        splits = unpaired_splits(args.data) if args.data is not None else []
+        shown = _unpaired_dataset(args, channels, "test" if "test" in splits else "train")
+        images_a, images_b = (
+            torch.stack([shown[i][k] for i in range(min(SAMPLE_COUNT, len(files)))])
+            for k, files in zip("AB", shown.files, strict=True)
+        )
+        return images_a.to(device), images_b.to(device)
     split = "val" if "val" in available_splits(args.data) else "train"
     shown = _eval_dataset(args, split, channels)
     items = [shown[i] for i in range(min(SAMPLE_COUNT, len(shown)))]
@@ -686,6 +846,17 @@ def _describe(options: dict[str, list[Any]]) -> str:
 def _recipe(
     args: argparse.Namespace, G: Pix2PixGenerator, steps: int, world: int, steps_per_epoch: int
 ) -> str:
+    if isinstance(G, cyclegan.GeneratorPair):
+        text = (
+            f"{cyclegan.recipe(args, G, world)}; {steps} steps "
+            f"({steps / max(steps_per_epoch, 1):.3g} epochs) of a schedule of {args.epochs} + "
+            f"{args.epochs_decay} decay epochs; {args.crop_size} px crops of {args.load_size} px"
+            f"{', no flips' if args.no_flip else ', random flips'}; mixed precision "
+            f"{args.mixed_precision}; seed {args.seed}."
+        )
+        for change in getattr(args, "changes", []):
+            text += f" Resumed at step {change['step']} with {_describe(change['options'])}."
+        return text + (f"\n\n{args.notes}" if args.notes else "")
     if args.no_gan:
         loss = "L1 only (no discriminator)"
     else:
@@ -696,6 +867,11 @@ def _recipe(
         )
     crops = f"{args.crop_size} px crops of {args.load_size} px"
     crops += ", no flips" if args.no_flip else ", random flips"
+    if getattr(args, "hints", False):
+        crops += (
+            f", colour-hint dabs sampled from the target (none for {args.hint_none_share:.0%} of "
+            "examples)"
+        )
     text = (
         f"Trained with pix2pix-train: {G.architecture}, {loss}; Adam lr {args.lr:g}, betas "
         f"({args.beta1:g}, 0.999), batch {args.batch_size} x {world} process(es); "
@@ -755,8 +931,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     is_main = accelerator.is_main_process
 
     # The generator: from the checkpoint's config, --init-from, or the options.
+    cycle = getattr(args, "model", "pix2pix") == "cyclegan"
     base_task: dict[str, Any] = {}
-    if resume is not None:
+    if cycle:
+        G = _cyclegan_generators(args, resume)
+    elif resume is not None:
         spec = resume.config["generator"]
         base_task = resume.config.get("base_task", {})
         G = Pix2PixGenerator(spec["architecture"], spec["network"])
@@ -774,27 +953,48 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     G.train()
     channels = (G.in_channels, G.out_channels)
 
-    dataset = PairedDataset(
-        args.data,
-        split="train",
-        direction=args.direction,
-        format=args.format,
-        load_size=args.load_size,
-        crop_size=args.crop_size,
-        flip=not args.no_flip,
-        train=True,
-        in_channels=channels[0],
-        out_channels=channels[1],
-    )
+    if cycle:
+        dataset = _unpaired_dataset(args, channels, "train", train=True)
+    else:
+        dataset = PairedDataset(
+            args.data,
+            split="train",
+            direction=args.direction,
+            format=args.format,
+            load_size=args.load_size,
+            crop_size=args.crop_size,
+            flip=not args.no_flip,
+            train=True,
+            in_channels=channels[0],
+            out_channels=channels[1],
+            hints=DabSpec(none_share=args.hint_none_share)
+            if getattr(args, "hints", False)
+            else None,
+        )
     if resume is not None:
         _check_resumable(resume, dataset_size=len(dataset), world=world)
 
     D = None
-    if not args.no_gan:
+    if cycle:  # D.A judges domain A images, D.B domain B (the reference's D_B and D_A)
+        set_seed(args.seed + 1)
+        D = cyclegan.DiscriminatorPair(
+            build_discriminator(args, 0, channels[0]), build_discriminator(args, 0, channels[1])
+        )
+        check_sizes(G.AtoB, D.B, args)
+    elif not args.no_gan:
         set_seed(args.seed + 1)
         D = build_discriminator(args, *channels)
-    check_sizes(G, D, args)
+    if not cycle:
+        check_sizes(G, D, args)
     set_seed(args.seed, device_specific=True)  # dropout masks differ between processes
+    step_fn = train_step
+    pools: dict[str, cyclegan.ImagePool] = {}
+    if cycle:  # each process keeps its own pools, with their own draws
+        pools = {
+            k: cyclegan.ImagePool(args.pool_size, derive_seed(args.seed, rank, i))
+            for i, k in enumerate("AB")
+        }
+        step_fn = functools.partial(cyclegan.train_step, pools=pools)
 
     betas = (args.beta1, 0.999)
     opt_G = adam(G.parameters(), lr=args.lr, betas=betas)
@@ -837,6 +1037,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     step = epoch = batch_in_epoch = images = 0
     if resume is not None:
         step, epoch, batch_in_epoch, images = _load_state(resume, nets, schedulers, accelerator)
+        for key, pool in pools.items():
+            pool.load_state_dict(resume.state["processes"][rank]["pools"][key], accelerator.device)
         optimizers = [o for o in (nets.opt_G, nets.opt_D) if o is not None]
         apply_optimizer_options(optimizers, schedulers, args, epoch)
         accelerator.print(f"resuming {resume.folder} at step {step} (epoch {epoch + 1})")
@@ -846,6 +1048,16 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     config = {
         "args": _run_config(args),
         "generator": {"architecture": G_plain.architecture, "network": G_plain.network_kwargs},
+        **(
+            {
+                "reverse_generator": {
+                    "architecture": G_plain.architecture,
+                    "network": G_plain.BtoA.network_kwargs,
+                }
+            }
+            if cycle
+            else {}
+        ),
         "base_task": base_task,
         "world_size": world,
         "dataset_size": len(dataset),
@@ -859,7 +1071,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         samples = _sample_batch(args, channels, accelerator.device)
     accelerator.print(dataset.summary())
     accelerator.print(
-        f"training {G_plain.architecture} "
+        f"training {'CycleGAN, two ' if cycle else ''}{G_plain.architecture} "
         f"({'L1 only' if D is None else f'{args.patch}x{args.patch} D, {args.gan_mode} GAN'}) "
         f"on {world} process(es), world size {world}, device {accelerator.device}, "
         f"mixed precision {args.mixed_precision} ({precision_reason}"
@@ -869,7 +1081,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     )
 
     def save() -> None:
-        per_process = gather_object([{"rng": ckpt.capture_rng_state(), "images": images}])
+        mine = {"rng": ckpt.capture_rng_state(), "images": images}
+        if pools:
+            mine["pools"] = {k: pool.state_dict() for k, pool in pools.items()}
+        per_process = gather_object([mine])
         if is_main:
             state = {
                 "step": step,
@@ -915,10 +1130,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         epoch_loader.set_epoch(epoch)
         sampler.set_epoch(epoch)  # also where Accelerate's wrappers do not reach it
         for batch in epoch_loader:
-            losses = train_step(batch, nets, accelerator, args)
+            losses = step_fn(batch, nets, accelerator, args)
             step += 1
             batch_in_epoch += 1
-            images += batch["input"].shape[0]
+            images += batch["A" if cycle else "input"].shape[0]
             if batch_in_epoch == steps_per_epoch:
                 epoch, batch_in_epoch = epoch + 1, 0
                 for scheduler in schedulers:
@@ -1027,7 +1242,10 @@ def _write_samples(
 ) -> None:
     from torchvision.utils import save_image
 
-    grid = sample_grid(G, *samples)
+    if isinstance(G, cyclegan.GeneratorPair):
+        grid = cyclegan.sample_grid(G, *samples)
+    else:
+        grid = sample_grid(G, *samples)
     folder = out / "samples"
     folder.mkdir(parents=True, exist_ok=True)
     save_image(grid, folder / f"step_{step:08d}.png")
@@ -1052,7 +1270,8 @@ def _finish(
     step, steps_per_epoch = steps
     device = next(G.parameters()).device
     metrics: dict[str, float] = {"steps": step}
-    if "val" in available_splits(args.data):
+    cycle = isinstance(G, cyclegan.GeneratorPair)
+    if not cycle and "val" in available_splits(args.data):
         val = _eval_dataset(args, "val", (G.in_channels, G.out_channels))
         metrics["val_l1"] = evaluate_l1(G, val, device, args.batch_size)
     if samples is not None:
@@ -1063,16 +1282,34 @@ def _finish(
         writer.close()
 
     task = {**base_task, "source": None}
+    if cycle:
+        domains = _domain_names(args)
+        name = Path(args.data).resolve().name if args.data is not None else "2".join(domains)
+        task.update(method="cyclegan", domains=domains, dataset=name)
+    else:
+        task.update(dataset=Path(args.data).resolve().name)
     task.update(
         direction=args.direction,
         train_size=args.crop_size,
         patch=None if args.no_gan else args.patch,
-        dataset=args.dataset or base_task.get("dataset") or Path(args.data).resolve().name,
+        dataset=args.dataset or base_task.get("dataset") or task["dataset"],
         notes=_recipe(args, G, step, world, steps_per_epoch),
         metrics=metrics,
     )
+    if cycle:
+        if args.input_kind:
+            task["input_kind"] = args.input_kind
+        G.AtoB.task = TaskInfo.from_dict({**task, "direction": "AtoB"})
+        G.BtoA.task = TaskInfo.from_dict({**task, "direction": "BtoA"})
+        save_generator(G.AtoB, out, repo_id=args.push_to_hub, reverse=G.BtoA)
+        result: dict[str, Any] = {"metrics": metrics}
+        if args.push_to_hub:
+            result["pushed_to"] = push_generator(G.AtoB, args.push_to_hub, reverse=G.BtoA)
+        return result
     if args.input_kind:
         task["input_kind"] = args.input_kind
+    if getattr(args, "hints", False):
+        task["hints"] = True
     task.update(_label_classes(Path(args.data)))
     G.task = TaskInfo.from_dict(task)
     save_generator(G, out, repo_id=args.push_to_hub)
