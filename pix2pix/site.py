@@ -15,7 +15,7 @@ receives::
                           cross-origin isolated page runs in WASM so that a run of an older drawing
                           stops between two when the pointer lifts
     examples/<id>/        up to 8 example inputs per registry model
-    README.md             Hugging Face Space front matter (sdk: static, COOP/COEP headers)
+    README.md             Hugging Face Space front matter (sdk: static, COOP/COEP/CORP headers)
     LICENSES.md           the licences of this project, onnxruntime-web and each model
     _headers              the same headers for hosts that read this file (Netlify, Cloudflare)
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import html
 import json
 import os
@@ -40,6 +41,15 @@ from typing import Any
 from pix2pix.hub import PAPER_URL, load_generator
 
 STATIC = Path(__file__).resolve().parent / "app" / "static"
+# The response headers of the site (a static Space's `custom_headers`, and `_headers`): COOP and
+# COEP make the page cross-origin isolated (threaded WebAssembly); CORP `cross-origin` lets a
+# cross-origin isolated page embed it, as huggingface.co/spaces/... does with a static Space
+# (Hugging Face's own examples set the three together).
+HEADERS = {
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-embedder-policy": "require-corp",
+    "cross-origin-resource-policy": "cross-origin",
+}
 SITE_STATIC = ("engine.js", "canvas.js", "canvas.css", "runner.js", "site.js", "site.css")
 MAX_EXAMPLES = 8
 _SLUG = re.compile(r"[^a-z0-9._-]+")
@@ -123,11 +133,8 @@ def build_site(
     with_examples = any((out / "examples").glob("*/*"))
     licences = _licenses(models, browser.pinned_ort_version(), with_examples)
     (out / "LICENSES.md").write_text(licences, "utf-8")
-    (out / "_headers").write_text(
-        "/*\n  Cross-Origin-Opener-Policy: same-origin\n"
-        "  Cross-Origin-Embedder-Policy: require-corp\n",
-        encoding="utf-8",
-    )
+    headers = "".join(f"  {name}: {value}\n" for name, value in HEADERS.items())
+    (out / "_headers").write_text("/*\n" + headers, encoding="utf-8")
     return models
 
 
@@ -167,6 +174,7 @@ def _export_model(
     targets = [onnx.with_name(f"{model_id}.stage{i}.onnx") for i in range(STAGES)]
     stage_files = write_stages(onnx, targets, height=size, width=size)
 
+    version = hashlib.sha256(onnx.read_bytes()).hexdigest()[:16]
     fill = 0
     if fill_name and task.class_names and fill_name in task.class_names:
         fill = task.class_names.index(fill_name)
@@ -188,12 +196,14 @@ def _export_model(
         "classes": task.class_names if kind == "labels" else None,
         "fill": fill,
         "pen": pen,
+        "hints": kind == "edges" and task.hints,  # the canvas's colour pen
         "dataset": task.dataset,
         "license": task.license,
         "examples": urls,
         "browser": {
-            "onnx": onnx.relative_to(out).as_posix(),
-            "stages": [p.relative_to(out).as_posix() for p in stage_files],
+            # ?v= names the weights: a rebuilt site's visitors never get a cached older file.
+            "onnx": f"{onnx.relative_to(out).as_posix()}?v={version}",
+            "stages": [f"{p.relative_to(out).as_posix()}?v={version}" for p in stage_files],
             "ort": "ort/",
             "worker": "static/runner.js",
             "webgpu": webgpu,
@@ -268,6 +278,7 @@ def _readme(models: list[SiteModel], title: str, fp16: bool) -> str:
         for m in models
     )
     weights = "fp16 storage (cast to fp32 at load)" if fp16 else "fp32"
+    headers = "".join(f"  {name}: {value}\n" for name, value in HEADERS.items())
     return f"""---
 title: {json.dumps(title, ensure_ascii=False)}
 emoji: ✏️
@@ -281,9 +292,7 @@ tags:
   - image-to-image
   - onnx
 custom_headers:
-  cross-origin-opener-policy: same-origin
-  cross-origin-embedder-policy: require-corp
----
+{headers}---
 
 # {title}
 
@@ -306,7 +315,10 @@ when the pointer lifts. Licences: [LICENSES.md](LICENSES.md).
 As a free static Space on Hugging Face (the front matter above configures it):
 `hf upload --repo-type space YOUR-NAME/SPACE-NAME . .` from this folder. Any static host works;
 `custom_headers` above (and `_headers` for hosts that read it) turn on cross-origin isolation for
-multi-threaded WebAssembly; without them it runs on one thread.
+multi-threaded WebAssembly; without them it runs on one thread. On Hugging Face they apply to the
+Space's page on huggingface.co, which shows the site in a frame, as well as to the site's own
+address (`https://YOUR-NAME-SPACE-NAME.static.hf.space`); `cross-origin-resource-policy:
+cross-origin` is what lets the isolated page embed that frame.
 """
 
 

@@ -381,3 +381,128 @@ def test_routes_serve_only_what_the_canvas_needs(server) -> None:
     for bad in (str(browser.STAGES), "-1", "1e3", "0x1", "a" * 40):
         status, _, body = _get(server.url + f"p2p/models/test-edges.onnx?stage={bad}")
         assert status == 404 and b"stage" in body, bad
+
+
+def _new_page(page, init_script: str | None = None):
+    """A page in a fresh browser context (its own storage and cache), watched."""
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 1000})
+    other = watch(context.new_page())
+    other.set_default_timeout(PAGE_TIMEOUT)
+    if init_script:
+        other.add_init_script(init_script)
+    return context, other
+
+
+def test_threaded_out_of_memory_retries_on_one_thread_and_is_remembered(page, server) -> None:
+    # iOS Safari's failure (tests/test_browser_faults.py has the static site's and the hang's):
+    # onnxruntime-web served with the threads' workers failing to start, as they do there.
+    from tests.test_browser_faults import THREADS_OUT_OF_MEMORY, patch_runtime
+
+    _choice(page, "test-edges")  # the model's first export is done: its download starts at once
+    context, other = _new_page(page)
+    try:
+        patch_runtime(other, before=THREADS_OUT_OF_MEMORY)
+        other.goto(server.url)
+        other.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
+        choice = _choice(other, "test-edges")
+        assert choice["backend"] == "wasm" and choice["threads"] == 1, choice
+        assert choice["browserMs"] > 0, choice
+        assert other.evaluate("p2pSharedEngine.counts.restarts") == 1
+        remembered = other.evaluate("JSON.parse(localStorage.getItem('pix2pix-threads'))")
+        assert remembered["threads"] == 1 and "Out of memory" in remembered["reason"], remembered
+        reload(other)
+        other.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
+        assert _choice(other, "test-edges")["threads"] == 1
+        assert other.evaluate("p2pSharedEngine.counts.restarts") == 0  # one thread from the start
+        assert_no_problems(other)
+    finally:
+        context.close()
+
+
+def test_a_model_download_that_never_settles_leaves_the_model_on_the_server(page, server) -> None:
+    # 8 s: more than the worker takes to start here on a busy machine
+    context, other = _new_page(page, "self.p2pTestLimits = { stallMs: 8000 };")
+    try:
+        other.route("**/p2p/models/**", lambda route: None)  # never answered
+        other.goto(server.url)
+        other.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
+        choice = wait_for_choice(other, "test-edges", timeout=60_000)
+        assert choice["where"] == "server", choice
+        # Downloading, or (the hung downloads holding the page's HTTP/1.1 connections) still
+        # starting the worker's runtime.
+        assert re.search(
+            r"no progress for 8 s while (downloading the model|starting onnxruntime-web)",
+            choice["reason"],
+        ), choice
+        # The app has a server: no retry in the browser; the worker is ended, the server answers.
+        assert other.evaluate("p2pSharedEngine.counts") == {"restarts": 0, "stalls": 1}
+        assert canvas_stats(other)["engineError"], "the stall is recorded as the engine's end"
+        _, version = draw_stroke(other, stroke_points(7, 12), step_ms=20)
+        wait_for_output(other, version)
+        assert output_state(other)["where"] == "server"
+        other.wait_for_timeout(300)
+        assert_no_problems(other)
+    finally:
+        context.close()
+
+
+def test_a_big_model_stays_on_the_server_on_a_small_device(page, server) -> None:
+    # A phone (navigator.deviceMemory 2 GB) and, standing in for a paper-size model, a limit
+    # the tiny test model exceeds: refused from its Content-Length, no session is made.
+    small = (
+        "Object.defineProperty(Navigator.prototype, 'deviceMemory', { get: () => 2 });"
+        "self.p2pTestLimits = { bigModelBytes: 1000 };"
+    )
+    _choice(page, "test-edges")  # the model's first export is done
+    context, other = _new_page(page, small)
+    try:
+        other.goto(server.url)
+        other.wait_for_selector(f"{CANVAS} canvas.p2p-canvas")
+        choice = _choice(other, "test-edges")
+        assert choice["where"] == "server", choice
+        assert "this page loads on a device this size" in choice["reason"], choice
+        memory = other.evaluate("p2pSharedEngine.memory()")
+        assert memory["models"] == [] and memory["heldBytes"] == 0, memory
+        assert memory["created"] == memory["released"] == 1, memory  # the warm-up session only
+        assert_no_problems(other)
+    finally:
+        context.close()
+
+
+def _http(url: str, **headers: str):
+    import httpx
+
+    return httpx.get(url, headers=headers, timeout=600)
+
+
+def test_versioned_urls_are_cached_for_good(server) -> None:
+    settings = server.app.canvas_settings("test-edges", -1)["browser"]
+    assert re.fullmatch(r"p2p/ort/1\.30\.0/", settings["ort"]), settings
+    assert re.fullmatch(r"p2p/static/runner\.js\?v=[0-9a-f]{16}", settings["worker"]), settings
+    urls = [settings["onnx"], settings["stages"][0], settings["worker"]]
+    urls += [settings["ort"] + name for name in browser.ORT_WASM]
+    for url in urls:
+        response = _http(server.url + url)
+        assert response.status_code == 200, url
+        assert response.headers["cache-control"] == "public, max-age=31536000, immutable", url
+        assert response.headers["cross-origin-embedder-policy"] == "require-corp", url
+
+
+def test_other_requests_are_revalidated_and_answered_304(server) -> None:
+    settings = server.app.canvas_settings("test-edges", -1)["browser"]
+    stale = "p2p/models/test-edges.onnx?v=000000000000000000000000"  # weights since replaced
+    for url in (stale, "p2p/models/test-edges.onnx", "p2p/ort/ort-wasm-simd-threaded.wasm",
+                "p2p/ort/0.0.1/ort.wasm.min.js", "p2p/static/runner.js"):  # fmt: skip
+        first = _http(server.url + url)
+        assert first.status_code == 200 and first.headers["cache-control"] == "no-cache", url
+        etag, modified = first.headers["etag"], first.headers["last-modified"]
+        again = _http(server.url + url, **{"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b"", url
+        assert again.headers["etag"] == etag and again.headers["cache-control"] == "no-cache"
+        assert again.headers["cross-origin-opener-policy"] == "same-origin", url
+        assert _http(server.url + url, **{"If-Modified-Since": modified}).status_code == 304
+        assert _http(server.url + url, **{"If-None-Match": '"other"'}).status_code == 200
+    # A versioned URL revalidated (a browser's reload) is a 304 as well, still immutable.
+    first = _http(server.url + settings["onnx"])
+    again = _http(server.url + settings["onnx"], **{"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and "immutable" in again.headers["cache-control"]

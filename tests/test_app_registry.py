@@ -66,6 +66,7 @@ def test_the_real_registry_is_valid_and_lists_bundled_models_first() -> None:
     assert hub == {"huggan/pix2pix-edge2shoes", "huggan/pix2pix-maps", "huggan/pix2pix-night2day"}
     urls = {e.source.rsplit("/", 1)[1] for e in registry.models if e.source_kind == "url"}
     names = {"edges2shoes", "facades_label2photo", "day2night", "map2sat", "sat2map"}
+    names |= {"horse2zebra", "zebra2horse", "style_monet"}  # the reference's CycleGAN models
     assert urls == {f"{n}.pth" for n in names}
     facades = registry.get("ref-facades").overrides
     assert len(facades["palette"]) == len(facades["class_names"]) == 12
@@ -100,6 +101,7 @@ def test_registry_env_var_points_elsewhere(tmp_path: Path, monkeypatch: pytest.M
         ('[[model]]\nid = "a"\nname = "A"\npath = "m"\nvariant = "v"\n', "'variant' needs a"),
         ('[[model]]\nid = "a"\nname = "A"\npath = "m"\ngroup = "g"\n', "needs a 'variant'"),
         ('[[model]]\nid = "a"\nname = "A"\npath = "m"\ntrain_size = "x"\n', "wrong type"),
+        ('[[model]]\nid = "a"\nname = "A"\npath = "m"\nhints = "yes"\n', "wrong type"),
         (
             '[[model]]\nid = "a"\nname = "A"\npath = "m"\n[[model]]\nid = "a"\nname = "B"\n'
             'path = "n"\n',
@@ -136,6 +138,12 @@ def test_palette_tables_and_examples(tmp_path: Path) -> None:
     assert entry.overrides["palette"] == [[0, 0, 0], [255, 0, 0]]
     assert entry.overrides["class_names"] == ["bg", "red"]
     assert [p.name for p in entry.examples] == ["a.png", "b.png"]
+
+
+def test_hints_override_the_models_task(tmp_path: Path) -> None:
+    # A checkpoint trained with colour hints but converted without the flag gets them here.
+    path = _write(tmp_path, '[[model]]\nid = "a"\nname = "A"\npath = "m"\nhints = true\n')
+    assert load_registry(path).get("a").overrides["hints"] is True
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,6 +268,35 @@ def test_store_background_loading_reports_progress(tmp_path: Path) -> None:
     assert store.wait(60)
     assert "not in the local Hugging Face cache" in store.status("uncached-hub").reason
     assert "HF_HUB_OFFLINE" in store.status("uncached-url").reason
+
+
+def test_unreachable_remote_models_say_so_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Offline (HF_HUB_OFFLINE=1, set for the whole suite), a Hub or URL model that is not cached
+    fails to load in milliseconds: its status says so at once, not after the bundled models'
+    backend measurement (held here until the checks are done, then skipped)."""
+    import threading
+
+    gate = threading.Event()
+    monkeypatch.setattr(ModelStore, "_measure_one", lambda self, model_id: gate.wait(60))
+    store = ModelStore(load_registry(write_test_registry(tmp_path)), device="cpu")
+    assert store.defers_measuring
+    store.load(remote="background")
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+            store.status(m).state == LOADING for m in ("uncached-hub", "uncached-url")
+        ):
+            time.sleep(0.02)
+        hub, url = store.status("uncached-hub"), store.status("uncached-url")
+        assert hub.state == UNAVAILABLE, hub  # before the fix: still "loading" (measurement)
+        assert "not in the local Hugging Face cache" in hub.reason
+        assert url.state == UNAVAILABLE and "HF_HUB_OFFLINE" in url.reason, url
+        assert not store.wait(0.1)  # the measurement is still held
+    finally:
+        gate.set()
+    assert store.wait(60)
 
 
 def test_output_files_are_written_once_and_pruned(tmp_path: Path) -> None:

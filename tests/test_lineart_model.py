@@ -1,5 +1,6 @@
 """The bundled line-art -> colour model (checkpoints/lineart2color): loads strictly, carries its
-licence, and colours a drawing made here (not from its dataset) without losing the lines."""
+licence and every data set's credit, colours a drawing made here (not from its dataset) without
+losing the lines, and follows a colour dab inside a shape without leaking it across a line."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from pix2pix.hub import load_generator
 from pix2pix.inference import Translator
@@ -19,6 +20,14 @@ from train.doodles import DOODLES, draw_doodle
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "checkpoints" / "lineart2color"
 CREDIT = "OpenMoji (openmoji.org), CC BY-SA 4.0"
+# Every set the model was trained on, as its notes and card credit it (train/recipes/lineart.sh).
+CREDITS = (
+    CREDIT,
+    "Fluent Emoji Flat (Microsoft Corporation), MIT",
+    "Twemoji (Twitter), CC BY 4.0",
+    "Noto Emoji (Google Inc), Apache 2.0",
+    "Emoji One, CC BY 4.0",
+)
 PEN = 7  # models.toml's pen width for this model, in model pixels
 
 
@@ -33,11 +42,13 @@ def test_loads_strictly_with_its_licence_and_credit() -> None:
     assert config["task"]["license"] == "cc-by-sa-4.0"
     assert config["task"]["input_kind"] == "edges"
     assert config["task"]["train_size"] == 256
-    assert CREDIT in config["task"]["notes"]
+    assert config["task"]["hints"] is True  # the canvas shows its colour pen
     card = (MODEL / "README.md").read_text()
     assert "license: cc-by-sa-4.0" in card
-    assert CREDIT in card
+    for credit in CREDITS:
+        assert credit in config["task"]["notes"] and credit in card, credit
     assert "same licence" in card
+    assert "coloured dabs inside a shape choose its colour" in card
     # Every tensor in the file is used and every parameter is in the file: a strict load.
     from safetensors.torch import load_file
 
@@ -61,6 +72,68 @@ def test_colours_a_freehand_drawing_and_keeps_its_lines(translate: Translator, n
     # ...and the output is in colour, not grey.
     m = metrics.colourfulness(torch.from_numpy(b).permute(2, 0, 1)[None]).item()
     assert m > 12, f"colourfulness {m:.1f}: the output is nearly grey"
+
+
+def _two_rooms() -> tuple[Image.Image, np.ndarray]:
+    """A box split in two by a line, as drawn with the pen (7 px), and its two regions."""
+    from train.regions import find_regions
+
+    drawing = Image.new("RGB", (256, 256), "white")
+    draw = ImageDraw.Draw(drawing)
+    draw.rectangle((40, 60, 216, 196), outline="black", width=PEN)
+    draw.line((128, 60, 128, 196), fill="black", width=PEN)
+    regions = find_regions(np.asarray(drawing))
+    assert regions.count == 2
+    return drawing, regions
+
+
+@pytest.mark.parametrize("colour", [(30, 80, 160), (210, 47, 39), (92, 158, 49)])
+def test_a_dab_colours_its_own_shape_and_not_its_neighbour(
+    translate: Translator, colour: tuple[int, int, int]
+) -> None:
+    from train.regions import delta_e, region_means, to_lab
+
+    drawing, regions = _two_rooms()
+    dabbed = drawing.copy()
+    ImageDraw.Draw(dabbed).ellipse((74, 118, 94, 138), fill=colour)  # a dot in the left room
+    want = to_lab(np.array([colour], np.uint8))[0]
+    before = delta_e(region_means(np.asarray(translate(drawing)), regions), want)
+    after = delta_e(region_means(np.asarray(translate(dabbed)), regions), want)
+    left, right = 0 if regions.full[128, 84] == 1 else 1, 1 if regions.full[128, 84] == 1 else 0
+    assert regions.full[128, 84] == left + 1
+    moved, leaked = before[left] - after[left], before[right] - after[right]
+    assert moved > 15, f"the dabbed room moved {moved:.1f} toward the dab (dE {before} -> {after})"
+    assert leaked < moved / 2, f"the other room moved {leaked:.1f}, the dabbed one {moved:.1f}"
+
+
+def test_upload_keeps_a_drawing_with_dabs_as_it_is(tmp_path: Path) -> None:
+    """The Upload tab turns photos into edge maps for line-art models, but a drawing (with
+    colour dabs) is the model's input already: its colours and lines are kept."""
+    from pix2pix.app import App, create_store, load_registry
+    from pix2pix.hub import save_generator
+    from tests.app_fixtures import tiny_model
+
+    save_generator(tiny_model("edges", seed=1), tmp_path / "edges")
+    (tmp_path / "registry.toml").write_text(
+        '[[model]]\nid = "art"\nname = "Art"\npath = "edges"\ntask = "t"\ninput = "edges"\n',
+        encoding="utf-8",
+    )
+    store = create_store(load_registry(tmp_path / "registry.toml"), remote="skip")
+    store.wait(60)
+    app = App(store)
+    drawing, _ = _two_rooms()
+    ImageDraw.Draw(drawing).ellipse((74, 118, 94, 138), fill=(30, 80, 160))
+    path = tmp_path / "drawing.png"
+    drawing.save(path)
+    mode = {"model": "art", "edges": True}
+    with Image.open(app.edges(str(path), "art", "canny", True, 0, 0, mode)) as kept:
+        pixels = np.asarray(kept.convert("RGB").resize((256, 256), Image.Resampling.NEAREST))
+    assert tuple(pixels[128, 84]) == (30, 80, 160)  # the dab, as drawn
+    assert pixels[128, 128].max() < 60  # the middle line, still black
+    photo = tmp_path / "photo.png"
+    _photo().save(photo)  # a photo still becomes an edge map: black and white only
+    with Image.open(app.edges(str(photo), "art", "canny", True, 0, 0, mode)) as edges:
+        assert set(np.unique(np.asarray(edges.convert("L")))) <= {0, 255}
 
 
 def test_blank_page_stays_blank(translate: Translator) -> None:

@@ -343,7 +343,9 @@ def test_the_app_fetches_at_start_serves_the_copy_and_reuses_it(
         response = httpx.get(f"{url}/p2p/models/tiny.onnx", timeout=120)
         assert response.status_code == 200 and response.content == onnx
         settings = app.canvas_settings("tiny", -1)["browser"]
-        assert settings is not None and settings["ort"] == "p2p/ort/" and not settings["webgpu"]
+        assert settings is not None and not settings["webgpu"]
+        # The fetched copy's package.json names the version its URLs carry (cached for good).
+        assert settings["ort"] == f"p2p/ort/{browser.pinned_ort_version()}/"
         for name in browser.ORT_WASM:
             response = httpx.get(f"{url}/p2p/ort/{name}", timeout=30)
             assert response.status_code == 200, name
@@ -469,6 +471,6 @@ def test_the_fetched_runtime_runs_the_model_in_chromium(site, registry, good, tm
         finally:
             chromium.close()
     assert choice["backend"] == "wasm" and choice["browserMs"] is not None, choice
-    assert any(u.endswith("/p2p/ort/ort-wasm-simd-threaded.wasm") for u in ort_requests)
+    assert any(u.endswith("/ort-wasm-simd-threaded.wasm") for u in ort_requests), ort_requests
     assert not [p for p in problems if "ERR_FAILED" not in p], problems
     assert registry.requests == ["/ort.tgz"]

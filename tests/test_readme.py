@@ -46,3 +46,28 @@ def test_front_matter_preloads_only_hub_models_of_models_toml_and_says_so() -> N
     section = body[body.index("**Not bundled, but preloaded on a Space**") :]
     for repo in preloaded:
         assert f"`{repo}`" in section, repo
+
+
+def test_front_matter_suggests_hardware_a_free_account_can_run() -> None:
+    """Gradio Spaces on CPU need a paid plan; a free account can run this app on ZeroGPU only
+    (`zero-a10g`), so that is the suggestion; the Hosting section names every choice and where
+    the canvas gets threads (a Space's own *.hf.space address, not its framed page)."""
+    from huggingface_hub import SpaceHardware, metadata_load
+
+    front = metadata_load(ROOT / "README.md")
+    assert front["sdk"] == "gradio"
+    assert front.get("suggested_hardware") in (None, SpaceHardware.ZERO_A10G.value), front
+    body = (ROOT / "README.md").read_text().split("\n---\n", 1)[1]
+    hosting = body[body.index("## Hosting") : body.index("### Call it from Python")]
+    for words in (
+        "static Space",
+        "| free |",
+        "ZeroGPU",
+        "CPU basic",
+        "paid plan",
+        "`suggested_hardware: zero-a10g`",
+        "https://OWNER-NAME.hf.space",
+        "https://huggingface.co/spaces/OWNER/NAME",
+        "cross-origin-resource-policy",
+    ):
+        assert words in hosting, words

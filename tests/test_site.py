@@ -55,6 +55,7 @@ def test_site_files(site: Path) -> None:
     front = readme.split("---")[1]
     assert "\nsdk: static\n" in front and "app_file: index.html" in front
     assert "cross-origin-embedder-policy: require-corp" in front
+    assert "cross-origin-resource-policy: cross-origin" in (site / "_headers").read_text()
     licences = (site / "LICENSES.md").read_text()
     assert "onnxruntime-web 1.30.0" in licences and "Microsoft" in licences
     assert "CC0" in licences, "the label model's licence (from its config) must be listed"
@@ -71,6 +72,24 @@ def test_site_files(site: Path) -> None:
     # canvas.js takes its runtime from engine.js, loaded first
     assert html.index('src="static/engine.js"') < html.index('src="static/canvas.js"')
     assert (site / "static" / "engine.js").is_file()
+
+
+def test_static_space_front_matter_sets_hugging_faces_isolation_headers(tmp_path: Path) -> None:
+    """The static Space's `custom_headers` are the set Hugging Face's own examples use: COOP and
+    COEP, and CORP `cross-origin`, which lets the Space's isolated page on huggingface.co embed
+    the site's frame."""
+    from huggingface_hub import metadata_load
+
+    from pix2pix.site import _readme
+
+    (tmp_path / "README.md").write_text(_readme([], "A site", True), encoding="utf-8")
+    front = metadata_load(tmp_path / "README.md")
+    assert front["sdk"] == "static" and front["app_file"] == "index.html"
+    assert front["custom_headers"] == {
+        "cross-origin-opener-policy": "same-origin",
+        "cross-origin-embedder-policy": "require-corp",
+        "cross-origin-resource-policy": "cross-origin",
+    }
 
 
 def test_readme_site_command_with_a_bundled_model(tmp_path: Path) -> None:

@@ -31,7 +31,11 @@ async ({runner, ort, model, size, webgpu, rgba}) => {
   const worker = new Worker(runner);
   const waiting = new Map();
   let seq = 0;
-  worker.onmessage = (e) => { waiting.get(e.data.id)(e.data); waiting.delete(e.data.id); };
+  worker.onmessage = (e) => {
+    if (e.data.progress) return;  // a load's progress report; its answer follows
+    waiting.get(e.data.id)(e.data);
+    waiting.delete(e.data.id);
+  };
   const call = (msg) => new Promise((done) => {
     const id = ++seq;
     waiting.set(id, done);
@@ -110,9 +114,8 @@ def test_webgpu_kernels_match_wasm_and_the_server(site: tuple[Path, Path]) -> No
     on_gpu, on_wasm = _pixels(runs["webgpu"]), _pixels(runs["wasm"])
 
     drawing = Image.fromarray(_drawing()[..., :3])
-    server = np.asarray(
-        Translator(load_generator(model_dir), device="cpu", backend="eager")(drawing), np.uint8
-    )
+    server = Translator(load_generator(model_dir), device="cpu", backend="eager", precision="fp32")
+    server = np.asarray(server(drawing), np.uint8)  # fp32 on every CPU, as the browser runs
     assert server.std() > 1, "the test model's output is flat: a poor check"
     for name, got in (("webgpu", on_gpu), ("wasm", on_wasm)):
         diff = np.abs(got.astype(int) - server.astype(int))
@@ -124,3 +127,66 @@ def test_a_software_adapter_is_not_taken_for_a_gpu(site: tuple[Path, Path]) -> N
     result = _run(site[0], True)  # what the canvas asks for: a real GPU adapter only
     assert result["init"].get("backends") == ["wasm"], result["init"]
     assert _pixels(result["runs"]["wasm"]).std() > 1
+
+
+# Runs in a cross-origin isolated page: load the model once, letting the runner compare WebGPU
+# with WASM (no `backend`), with the model's stages offered as an isolated page's canvas does.
+LOAD_BOTH = """
+async ({runner, ort, model, stages, size}) => {
+  const worker = new Worker(runner);
+  const waiting = new Map();
+  let seq = 0;
+  worker.onmessage = (e) => {
+    if (e.data.progress) return;
+    waiting.get(e.data.id)(e.data);
+    waiting.delete(e.data.id);
+  };
+  const call = (msg) => new Promise((done) => {
+    const id = ++seq;
+    waiting.set(id, done);
+    worker.postMessage(Object.assign({ id }, msg));
+  });
+  const cancel = new SharedArrayBuffer(4);
+  const init = await call({ type: 'init', ort, webgpu: 'software', cancel });
+  const load = await call({ type: 'load', model: 'm', url: model, stages, size });
+  const stats = await call({ type: 'stats' });
+  worker.terminate();
+  return { init, load, stats };
+}
+"""
+
+
+def test_comparing_webgpu_with_wasm_downloads_the_model_once(site: tuple[Path, Path]) -> None:
+    # Measuring WebGPU against WASM, both sessions are made from the whole graph's bytes: one
+    # download, not the whole graph for WebGPU and the stages again for WASM; and the bytes are
+    # not kept once the session exists.
+    folder = site[0]
+    with (
+        serve_folder(folder, isolation=True) as url,
+        browser_page(extra_args=["--enable-unsafe-webgpu"], timeout_ms=120_000) as page,
+    ):
+        # A page of the site's origin without its canvas (which would load the model itself).
+        isolated = {"Cross-Origin-Opener-Policy": "same-origin",
+                    "Cross-Origin-Embedder-Policy": "require-corp"}  # fmt: skip
+        blank = '<!doctype html><link rel="icon" href="data:,">'
+        page.route(url + "blank.html", lambda r: r.fulfill(body=blank, headers=isolated,
+                                                           content_type="text/html"))  # fmt: skip
+        page.goto(url + "blank.html")
+        assert page.evaluate("crossOriginIsolated")
+        stages = sorted(folder.glob("models/test-edges.stage*.onnx"))
+        assert len(stages) > 1
+        result = page.evaluate(
+            LOAD_BOTH,
+            {"runner": url + "static/runner.js", "ort": url + "ort/",
+             "model": url + "models/test-edges.onnx", "size": SIZE,
+             "stages": [url + p.relative_to(folder).as_posix() for p in stages]},
+        )  # fmt: skip
+        model_requests = [u for u in page.requests if "/models/" in u]
+        assert_no_problems(page)
+    assert result["init"]["backends"] == ["webgpu", "wasm"], result["init"]
+    assert result["load"].get("backend") in ("webgpu", "wasm"), result["load"]
+    assert model_requests == [url + "models/test-edges.onnx"], model_requests
+    stats = result["stats"]
+    # the warm-up session, then one per backend: the slower released
+    assert stats["created"] - stats["released"] == 1 and stats["models"] == ["m"], stats
+    assert stats["heldBytes"] == 0, stats

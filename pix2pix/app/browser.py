@@ -1,7 +1,8 @@
 """What the canvas needs to run models in the visitor's browser, served from the app's own origin.
 
 - ``/p2p/static/<file>``: the canvas's worker (``static/runner.js``).
-- ``/p2p/ort/<file>``: onnxruntime-web's WASM (and WebGPU) build, from the npm package pinned in
+- ``/p2p/ort/<version>/<file>`` (and ``/p2p/ort/<file>``): onnxruntime-web's WASM (and WebGPU)
+  build, from the npm package pinned in
   ``package.json`` / ``package-lock.json``: ``node_modules/`` (``npm ci``, run by ``make install``),
   or ``$PIX2PIX_ORT_DIR``, or, where no npm step runs (a Space), the pinned tarball fetched once at
   start-up, checked against the lock file's integrity hash and cached (``ortweb.py``). The
@@ -11,6 +12,12 @@
   cached on disk by a hash of the weights and export settings. ``?stage=i`` answers its i-th of
   ``STAGES`` stages (``pix2pix.stages``): a cross-origin isolated page runs those in WASM, so
   that a run of an older drawing stops at the next stage when the pointer lifts.
+- Caching: the URLs the canvas is given name what they serve (the model's ``?v=<hash of its
+  weights and export settings>``, the worker's ``?v=<hash of the file>``, onnxruntime-web's
+  version in its path) and are answered ``Cache-Control: public, max-age=31536000, immutable``: a
+  returning visitor's browser asks nothing. Any other request for these files (no version, or an
+  outdated one) is answered ``no-cache`` and revalidated: 304 on a matching ``If-None-Match`` or
+  ``If-Modified-Since`` (Starlette's ``FileResponse`` alone never answers 304).
 - ``/p2p/preload.json``: the default model's canvas settings (``{model, size, browser}``, or
   ``{}`` while it cannot run in the browser), read by the early start in the page's head
   (``canvas.HEAD``, ``static/engine.js``).
@@ -25,6 +32,7 @@ missing or being fetched, the canvas uses the server.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -40,9 +48,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.staticfiles import NotModifiedResponse, StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pix2pix.app import ortweb
+from pix2pix.app.gpu import cpu_work
 from pix2pix.app.service import ModelError, ModelStore, ServedModel
 from pix2pix.hub import cache_dir
 
@@ -241,7 +251,7 @@ def weights_key(served: ServedModel, *, fp16: bool = False) -> str:
     digest = hashlib.sha256()
     header = [EXPORT_VERSION, served.size, served.entry.norm, fp16, str(torch.__version__)]
     digest.update(json.dumps(header).encode())
-    for name, tensor in served.translator.model.state_dict().items():
+    for name, tensor in served.cpu_model.state_dict().items():
         digest.update(name.encode())
         data = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
         digest.update(data.numpy().tobytes())
@@ -284,16 +294,17 @@ class OnnxExports:
             if not target.is_file():
                 from pix2pix.export import export_onnx
 
-                model = served.translator.model
-                report = export_onnx(
-                    model,
-                    target,
-                    height=served.size,
-                    width=served.size,
-                    norm=served.entry.norm,
-                    fp16=self.fp16,
-                    metadata={"model_id": model_id},
-                )
+                model = served.cpu_model  # never the device's copy (ZeroGPU)
+                with cpu_work():  # ZeroGPU: CUDA is only emulated here (gpu.py)
+                    report = export_onnx(
+                        model,
+                        target,
+                        height=served.size,
+                        width=served.size,
+                        norm=served.entry.norm,
+                        fp16=self.fp16,
+                        metadata={"model_id": model_id},
+                    )
                 log.info("exported %s for the browser: %s", model_id, report.summary())
         return target
 
@@ -340,10 +351,42 @@ def browser_settings(exports: OnnxExports, served: ServedModel) -> dict[str, Any
     return {
         "onnx": onnx,
         "stages": [f"{onnx}&stage={i}" for i in range(STAGES)],
-        "ort": f"{PREFIX}/ort/",
-        "worker": f"{PREFIX}/static/{WORKER}",
+        "ort": f"{PREFIX}/ort/{ort_version(dist)}/",
+        "worker": f"{PREFIX}/static/{WORKER}?v={file_hash(STATIC / WORKER)}",
         "webgpu": ortweb.is_complete(dist, ORT_WEBGPU),
     }
+
+
+def ort_version(dist: Path) -> str:
+    """The version of the onnxruntime-web build in ``dist`` (the package.json beside it, as in
+    the fetched copy, or above it, as in ``node_modules``): the runtime's URLs carry it, so that
+    they can be cached for good. Where neither says, a hash of the files' sizes and times."""
+    stamp = tuple((dist / n).stat().st_mtime_ns for n in ORT_WASM if (dist / n).is_file())
+    return _ort_version(dist, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _ort_version(dist: Path, stamp: tuple[int, ...]) -> str:
+    for meta in (dist / "package.json", dist.parent / "package.json"):
+        try:
+            data = json.loads(meta.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if data.get("name") == ortweb.PACKAGE and _VERSION.fullmatch(str(data.get("version"))):
+            return str(data["version"])
+    sizes = [(n, (dist / n).stat().st_size) for n in ORT_WASM if (dist / n).is_file()]
+    return hashlib.sha256(json.dumps([sizes, stamp]).encode()).hexdigest()[:16]
+
+
+def file_hash(path: Path) -> str:
+    """A short hash of a file's content (read again only when its size or time changes)."""
+    stat = path.stat()
+    return _file_hash(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _file_hash(path: Path, size: int, mtime_ns: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,6 +394,13 @@ def browser_settings(exports: OnnxExports, served: ServedModel) -> dict[str, Any
 # --------------------------------------------------------------------------------------------
 
 _MODEL_FILE = re.compile(r"^([a-z0-9][a-z0-9._-]*)\.onnx$")
+_VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+-]{0,63}")
+IMMUTABLE = "public, max-age=31536000, immutable"  # a versioned URL: its content never changes
+REVALIDATE = "no-cache"  # any other: kept, but asked about (If-None-Match) before each use
+# Starlette's StaticFiles holds the conditional-request rule (If-None-Match, else
+# If-Modified-Since, against FileResponse's ETag and Last-Modified); FileResponse alone never
+# answers 304. Borrowed here rather than written again: the files are not one static folder.
+_CONDITIONAL = StaticFiles(check_dir=False)
 
 
 class _FileResponse(FileResponse):
@@ -362,10 +412,15 @@ class _FileResponse(FileResponse):
     chunk_size = 1 << 20
 
 
-def _file(path: Path) -> Response:
+def _file(request: Request, path: Path, *, versioned: bool) -> Response:
+    """``path``, cached for good where the URL named its version (``versioned``), else
+    revalidated: 304 when the request's validators match."""
     media = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
-    # The file names of onnxruntime-web carry no version: revalidate rather than cache forever.
-    return _FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
+    headers = {"Cache-Control": IMMUTABLE if versioned else REVALIDATE}
+    response = _FileResponse(path, media_type=media, headers=headers, stat_result=path.stat())
+    if _CONDITIONAL.is_not_modified(response.headers, request.headers):
+        return NotModifiedResponse(response.headers)
+    return response
 
 
 def routes(
@@ -380,14 +435,20 @@ def routes(
         name = request.path_params["name"]
         if name != WORKER:
             return PlainTextResponse(f"no such file: {name}", status_code=404)
-        return _file(STATIC / name)
+        path = STATIC / name
+        return _file(request, path, versioned=request.query_params.get("v") == file_hash(path))
 
     def ort_file(request: Request) -> Response:
         name = request.path_params["name"]
+        version = request.path_params.get("version")
         dist = ort_dist()
         if name not in allowed_ort or dist is None or not (dist / name).is_file():
             return PlainTextResponse(f"onnxruntime-web file not available: {name}", 404)
-        return _file(dist / name)
+        if version is not None and not _VERSION.fullmatch(version):
+            return PlainTextResponse(f"no such version: {version[:20]!r}", status_code=404)
+        # Another version than the one here (a page from before an upgrade): today's files,
+        # not to be kept under that URL.
+        return _file(request, dist / name, versioned=version == ort_version(dist))
 
     def model_file(request: Request) -> Response:
         match = _MODEL_FILE.match(request.path_params["name"])
@@ -406,7 +467,10 @@ def routes(
         except Exception as e:  # the canvas falls back to the server
             log.warning("browser export of %s failed: %s", match.group(1), e)
             return PlainTextResponse(f"export failed: {e}", status_code=503)
-        return _file(path)
+        # ?v= names the weights: an outdated one (a page from before new weights) gets today's
+        # file, not to be kept under that URL.
+        current = exports.key(exports.store.get(match.group(1)))
+        return _file(request, path, versioned=request.query_params.get("v") == current)
 
     def preload_settings(request: Request) -> Response:
         try:
@@ -419,6 +483,7 @@ def routes(
     return [
         Route(f"/{PREFIX}/preload.json", preload_settings),
         Route(f"/{PREFIX}/static/{{name}}", static_file),
+        Route(f"/{PREFIX}/ort/{{version}}/{{name}}", ort_file),
         Route(f"/{PREFIX}/ort/{{name}}", ort_file),
         Route(f"/{PREFIX}/models/{{name}}", model_file),
     ]

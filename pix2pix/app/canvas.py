@@ -8,9 +8,10 @@ head: :data:`HEAD`) and ``runner.js`` (the worker that runs the ONNX export with
 ``js_on_load`` is ``engine.js``, ``canvas.js`` and the call. The static site (``pix2pix.site``)
 uses the same files.
 
-Python talks to it through two props: ``settings`` (model, seed, input kind, size, palette and,
-when the browser can run the model, the URLs of its ONNX file, onnxruntime-web and the worker;
-set when the model or seed changes) and ``load`` (an image data URL to paint onto the canvas, e.g.
+Python talks to it through two props: ``settings`` (model, seed, input kind, size, palette,
+``hints`` (the model takes colour-hint dabs: the canvas shows its colour pen) and, when the
+browser can run the model, the URLs of its ONNX file, onnxruntime-web and the worker; set when
+the model or seed changes) and ``load`` (an image data URL to paint onto the canvas, e.g.
 an example). The component's ``value`` is the current drawing as a PNG data URL at the model's
 resolution, updated at the end of every stroke, so other events (Compare) can read it. The server
 function ``translate_drawing`` answers when the model runs on the server (see ``canvas.js``).

@@ -43,6 +43,7 @@ _OPTIONAL_KEYS = {
     "examples": list,
     "norm": str,
     "pen": (int, float),
+    "hints": bool,
 }
 _REQUIRED_KEYS = {"id": str, "name": str}
 
@@ -107,6 +108,14 @@ class Registry:
             if entry.group:
                 groups.setdefault(entry.group, []).append(entry)
         return groups
+
+    def group_examples(self, name: str | None) -> list[Path]:
+        """The example inputs of group ``name`` (its models' examples, each file once, in
+        registry order); empty for an unknown group."""
+        files: list[Path] = []
+        for entry in self.groups.get(name or "", []):
+            files.extend(p for p in entry.examples if p not in files)
+        return files
 
 
 def registry_path() -> Path:
@@ -233,7 +242,7 @@ def _entry(
             if item[key] < 1:
                 raise RegistryError(f"{where}: {key} must be positive, got {item[key]}")
             overrides[key] = item[key]
-    for key in ("dataset", "license", "notes"):
+    for key in ("dataset", "license", "notes", "hints"):
         if key in item:
             overrides[key] = item[key]
     if "palette" in item:

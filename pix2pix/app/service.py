@@ -5,6 +5,10 @@ downloaded and loaded at start too, in a background thread by default on CPU hos
 cold Space answers within seconds while large checkpoints arrive; they join the picker when ready.
 Nothing is downloaded while answering a request. A model that fails to load is marked unavailable
 with the reason and never stops the app.
+
+On ZeroGPU (``gpu.zero_gpu()``) the main process only emulates CUDA, so nothing is measured or run
+on the device outside an ``@on_gpu`` call: models run on a fixed path (PyTorch with fp16
+autocast, no warm-up) and their ONNX exports read a CPU copy of the weights.
 """
 
 from __future__ import annotations
@@ -16,15 +20,17 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from pix2pix import edges as edge_maps
-from pix2pix.app.gpu import on_gpu
+from pix2pix.app.gpu import on_gpu, zero_gpu
 from pix2pix.app.imaging import fit_long_side, snap_to_palette
 from pix2pix.app.registry import ModelEntry, Registry
 from pix2pix.hub import TaskInfo, load_generator
@@ -58,6 +64,10 @@ class ServedModel:
     size: int  # the side the model was trained on; inputs are scaled so their long side is this
     translator: Translator
     architecture: str
+    # The weights on the CPU in fp32, for what reads them outside a request (ONNX exports and
+    # their hashes): the translator's own model on a CPU host, a copy made before the move to the
+    # device elsewhere (on ZeroGPU the device copy may only be touched inside a GPU call).
+    cpu_model: nn.Module
 
     @property
     def kind(self) -> str:
@@ -84,10 +94,13 @@ class ModelStore:
         self.registry = registry
         self.device = torch.device(device) if device is not None else best_device()
         self.precision = precision
+        # ZeroGPU: a timing outside a GPU call would be the CPU's under CUDA emulation, and one
+        # inside would spend a visitor's GPU quota; models run on a fixed path instead.
+        self.measures = not zero_gpu()
         self._served: dict[str, ServedModel] = {}
         self._status = {e.id: ModelStatus(LOADING, "waiting to load") for e in registry.models}
         self._guard = threading.Lock()
-        self._background: threading.Thread | None = None
+        self._background: list[threading.Thread] = []
         self.key = uuid.uuid4().hex
         _STORES[self.key] = self
 
@@ -100,14 +113,23 @@ class ModelStore:
         or not at all (``skip``: they are listed as unavailable).
 
         On the CPU, models start on PyTorch's rule-of-thumb path (packed oneDNN in fp32) and
-        the fastest path is measured afterwards, one model at a time, in the background thread
+        the fastest path is measured afterwards, one model at a time, in a background thread
         (``Translator(backend="auto")`` on a copy, then swapped in): a first start on a new
         machine measures every candidate, and ONNX Runtime's and OpenVINO's need an ONNX export
         of each model, minutes in all on 2 vCPUs. With the choices cached (later starts) each
-        swap takes a moment. On CUDA the measurement happens at load, as before.
+        swap takes a moment. On CUDA the measurement happens at load, as before; on ZeroGPU
+        there is none (``measures``).
+
+        Background loading of remote models runs in its own thread, beside the measurement: one
+        that cannot be had (offline and not cached) is unavailable within moments, not after
+        every other model's measurement.
         """
         if remote not in ("background", "startup", "skip"):
             raise ValueError(f"remote must be 'background', 'startup' or 'skip', got {remote!r}")
+        if remote == "background" and zero_gpu():
+            # CUDA is emulated in the main thread only: a loader thread could not move models.
+            log.info("ZeroGPU: Hub and URL models load at start-up, not in the background")
+            remote = "startup"
         local = [e for e in self.registry.models if e.is_local]
         others = [e for e in self.registry.models if not e.is_local]
         for entry in local:
@@ -122,26 +144,37 @@ class ModelStore:
         else:
             later = others
         loaded = [e for e in self.registry.models if e not in later]
-        if later or self.defers_measuring:
+        loader = None
+        if later:
 
-            def work() -> None:
-                if self.defers_measuring:
-                    for entry in loaded:
-                        self._measure_one(entry.id)
+            def load_later() -> None:
                 for entry in later:
                     self._load_one(entry)
-                    if self.defers_measuring:
+
+            loader = self._start("pix2pix-model-loader", load_later)
+        if self.defers_measuring:
+
+            def measure() -> None:
+                for entry in loaded:
+                    self._measure_one(entry.id)
+                if loader is not None:  # then the remote models, once loaded
+                    loader.join()
+                    for entry in later:
                         self._measure_one(entry.id)
 
-            self._background = threading.Thread(
-                target=work, name="pix2pix-model-loader", daemon=True
-            )
-            self._background.start()
+            self._start("pix2pix-backend-measurer", measure)
+
+    def _start(self, name: str, work: Callable[[], None]) -> threading.Thread:
+        """Run ``work`` in a daemon thread that :meth:`wait` waits for."""
+        thread = threading.Thread(target=work, name=name, daemon=True)
+        self._background.append(thread)
+        thread.start()
+        return thread
 
     @property
     def defers_measuring(self) -> bool:
         """Whether models start on the rule-of-thumb path and are measured in the background."""
-        return self.device.type == "cpu" and self.precision in ("auto", "fp32")
+        return self.measures and self.device.type == "cpu" and self.precision in ("auto", "fp32")
 
     def _measure_one(self, model_id: str) -> None:
         """Measure ``model_id``'s fastest path on a copy (``backend="auto"``) and swap it in."""
@@ -164,9 +197,10 @@ class ModelStore:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for background work (remote models, backend measurement); True when done."""
-        if self._background is not None:
-            self._background.join(timeout)
-            if self._background.is_alive():
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._background:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
                 return False
         return not self.loading
 
@@ -214,13 +248,22 @@ class ModelStore:
         size = task.train_size or max(model.size_multiple, 1)
         if size < 32:
             size = DEFAULT_SIZE
-        backend = "torch" if self.defers_measuring else "auto"  # see load()
+        # Copied before the translator moves the model (on ZeroGPU, out of reach of this process).
+        cpu_model = None if self.device.type == "cpu" else copy.deepcopy(model).float().eval()
+        measured = self.measures and not self.defers_measuring  # see load()
         translator = Translator(
-            model, device=self.device, precision=self.precision, norm=entry.norm, backend=backend
+            model,
+            device=self.device,
+            precision=self.precision,
+            norm=entry.norm,
+            backend="auto" if measured else "torch",
         )
-        # Warm-up: the first pass allocates and picks kernels; do it before the first user waits.
-        translator(Image.new("RGB", (size, size), "white"))
-        return ServedModel(entry, task, size, translator, model.architecture)
+        if self.measures:
+            # Warm-up: the first pass allocates and picks kernels, before the first user waits.
+            # Not on ZeroGPU: there it would run on the CPU under emulation and warm nothing.
+            translator(Image.new("RGB", (size, size), "white"))
+        cpu_model = translator.model if cpu_model is None else cpu_model
+        return ServedModel(entry, task, size, translator, model.architecture, cpu_model)
 
     # ----------------------------------------------------------------------------------------
     # Queries

@@ -10,23 +10,28 @@ variation. Images are decoded by the app itself so a bad upload gets a message n
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import html
 import logging
 import math
 import os
 import random
+import threading
 import time
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
 import gradio as gr
 import torch
+from PIL import Image
 
 from pix2pix.app import browser
 from pix2pix.app.canvas import HEAD, drawing_canvas
 from pix2pix.app.imaging import ImageInputError, OutputFiles, open_image, to_data_url
-from pix2pix.app.registry import Registry, load_registry
+from pix2pix.app.registry import ModelEntry, Registry, load_registry
 from pix2pix.app.service import (
     LOADING,
     READY,
@@ -35,6 +40,7 @@ from pix2pix.app.service import (
     ServedModel,
     photo_edges,
 )
+from pix2pix.edges import looks_like_drawing
 from pix2pix.hub import PAPER_URL
 
 log = logging.getLogger("pix2pix.app")
@@ -43,6 +49,7 @@ REMOTE_ENV = "PIX2PIX_REMOTE"  # background | startup | skip
 # against 190 KB and 8 ms for PNG. Its download button asks for a PNG.
 OUTPUT_FORMAT_ENV = "PIX2PIX_CANVAS_FORMAT"
 MAX_SEED = 2**63 - 1
+COMPARISONS_KEPT = 16  # recent Compare results kept in memory (App._comparison)
 IMAGE_HEIGHT = 380
 
 
@@ -136,6 +143,8 @@ class App:
         self.registry = store.registry
         self.canvas_format = os.environ.get(OUTPUT_FORMAT_ENV, "jpeg")
         self.files = OutputFiles()  # every image handed to Gradio goes through here
+        self._compared: OrderedDict[tuple, tuple[list, list]] = OrderedDict()
+        self._compared_guard = threading.Lock()
         # Running models in the visitor's browser: where no npm step ran (a Space), onnxruntime-web
         # is fetched once now, in the background; until it is there the server answers.
         self.browser_mode = browser_mode
@@ -211,12 +220,61 @@ class App:
         with user_errors():
             entries = self.store.group(group)
             picture = open_image(upload(image), what="input image")
-            results, skipped = self.store.compare(group, picture)
+            results, skipped = self._comparison(group, picture)
         if skipped:
             gr.Warning("Not shown: " + "; ".join(f"{e.label} ({reason})" for e, reason in skipped))
         if not results:
             raise gr.Error(f"no model of group {group!r} is ready ({len(entries)} listed)")
         return [(self.files.save(output), caption(served)) for served, output in results]
+
+    def _comparison(
+        self, group: str, picture: Image.Image
+    ) -> tuple[list[tuple[ServedModel, Image.Image]], list[tuple[ModelEntry, str]]]:
+        """``store.compare``, remembered for the last few inputs (the seed is fixed, so the same
+        input gives the same images): the Compare tab's examples are computed once per process,
+        not once per visitor who opens the tab."""
+        ready = tuple(e.id for e in self.store.group(group) if self.store.served(e.id))
+        key = (group, ready, hashlib.sha256(picture.tobytes()).hexdigest(), picture.size)
+        with self._compared_guard:
+            if key in self._compared:
+                self._compared.move_to_end(key)
+                return self._compared[key]
+        found = self.store.compare(group, picture)
+        with self._compared_guard:
+            self._compared[key] = found
+            while len(self._compared) > COMPARISONS_KEPT:
+                self._compared.popitem(last=False)
+        return found
+
+    def compare_examples(self, group: str | None) -> list[str]:
+        """The group's example inputs (copies Gradio may serve), for the Compare tab."""
+        return self._example_copies(self.registry.group_examples(group))
+
+    def open_compare(self, image: Any, group: str, shown: Any) -> Any:
+        """The Compare tab opened: compare its input (pre-filled with the group's first example)
+        unless results are already shown or no model of the group is ready yet."""
+        if shown or image is None or not self._group_ready(group):
+            return gr.skip()
+        return self.compare(image, group)
+
+    def on_group(self, group: str) -> tuple:
+        """Another group: its examples, its first example as the input, and their comparison."""
+        images = self.compare_examples(group)
+        first = images[0] if images else None
+        results = self.compare(first, group) if first and self._group_ready(group) else None
+        return gr.update(value=images or None, visible=bool(images)), first, results
+
+    def pick_compare_example(self, group: str, event: gr.SelectData) -> tuple:
+        """Load the clicked example into the Compare input and compare it."""
+        images = self.compare_examples(group)
+        if not 0 <= event.index < len(images):
+            return gr.skip(), gr.skip()
+        image = images[event.index]
+        return image, self.compare(image, group) if self._group_ready(group) else None
+
+    def _group_ready(self, group: str | None) -> bool:
+        groups = self.registry.groups
+        return group in groups and any(self.store.served(e.id) for e in groups[group])
 
     def edges(
         self,
@@ -238,7 +296,10 @@ class App:
             low: Canny's low threshold (gradient magnitude of the 0..255 image).
             high: Canny's high threshold.
         Returns:
-            The edge map: black lines on white (PNG).
+            The edge map: black lines on white (PNG). On the Upload tab (``mode`` given), an
+            image that already is a line drawing (``pix2pix.edges.looks_like_drawing``: dark
+            lines on white, colour-pen dabs too) is kept as it is, scaled to the model's size:
+            its edges would lose the dabs' colours and the lines' widths.
         """
         if mode is not None and not mode.get("edges"):
             return gr.skip()  # the Upload tab's pass-through handles this model
@@ -247,6 +308,8 @@ class App:
         with user_errors():
             picture = open_image(upload(photo), what="photo")
             served = self.store.get(model)
+            if mode is not None and looks_like_drawing(picture):
+                return self.files.save(served.prepare(picture))
             if method not in ("canny", "xdog"):
                 raise ValueError(f"unknown edge method {method!r}; valid: canny, xdog")
             thresholds = (None, None) if auto or method != "canny" else (low, high)
@@ -364,6 +427,7 @@ class App:
             "classes": task.class_names if served.kind == "labels" else None,
             "fill": fill,
             "pen": served.entry.pen,
+            "hints": served.kind == "edges" and task.hints,  # the canvas's colour pen
             "browser": browser.browser_settings(self.exports, served) if self.exports else None,
         }
 
@@ -393,6 +457,8 @@ class App:
             "labels": "Paint regions with the label colours, or upload a label map.",
             "photo": "This model translates photos: use the Upload tab (drawing works too).",
         }[served.kind]
+        if served.kind == "edges" and task.hints:
+            hint += " Dab a colour inside a shape with the colour pen to choose its colour."
         return " · ".join(parts) + "  \n" + hint
 
     def upload_note(self, model: str) -> str:
@@ -405,7 +471,10 @@ class App:
             f"was trained on; the aspect ratio is kept and the model pads the rest."
         )
         if served.kind == "edges":
-            note += " Photos become edge maps first (settings below)."
+            note += (
+                " Photos become edge maps first (settings below); drawings (dark lines on white,"
+                " colour dabs too) are used as they are."
+            )
         elif served.kind == "labels":
             note += " Colours are snapped to the nearest label colour."
         return note
@@ -413,8 +482,11 @@ class App:
     def examples(self, model: str) -> list[str]:
         if model not in self.registry.ids:
             return []
+        return self._example_copies(self.registry.get(model).examples)
+
+    def _example_copies(self, paths: Iterable[Path]) -> list[str]:
         images = []
-        for path in self.registry.get(model).examples:
+        for path in paths:
             with contextlib.suppress(ImageInputError):  # an unreadable example is left out
                 images.append(self.files.save(open_image(path, what="example")))
         return images
@@ -449,6 +521,12 @@ class App:
                 reason = translator.backend_reason
                 if translator.choice is None and self.store.defers_measuring:
                     reason = "PyTorch's rule of thumb until the measurement in the background ends"
+                elif not self.store.measures:
+                    reason = (
+                        "fixed on ZeroGPU (PyTorch, fp16 autocast on the GPU), not measured: a "
+                        "timing outside a GPU call would be the CPU's, one inside would spend "
+                        "visitors' GPU quota"
+                    )
                 lines.append(f"- `{entry.id}`: **{translator.backend}**: {reason}")
         return "\n\n### Inference backends on this machine\n" + "\n".join(lines) if lines else ""
 
@@ -486,6 +564,9 @@ class App:
     def _build(self) -> gr.Blocks:
         model0 = self.default_model()
         groups = list(self.registry.groups)
+        group0 = groups[0] if groups else None
+        # The Compare tab opens on its group's first example, compared when the tab is opened.
+        compare_examples0 = self.compare_examples(group0)
         # delete_cache: Gradio's copies of inputs and outputs go after an hour.
         with gr.Blocks(title="pix2pix studio", delete_cache=(1800, 3600)) as demo:
             gr.Markdown(HEADER.format(paper=PAPER_URL))
@@ -511,13 +592,13 @@ class App:
             summary = gr.Markdown(self.model_summary(model0))
 
             with gr.Tabs():
-                with gr.Tab("Draw", id="draw"):
+                with gr.Tab("Draw", id="draw") as draw_tab:
                     canvas = drawing_canvas(
                         self.canvas_settings(model0, -1),
                         self.translate_drawing,
                         elem_id="p2p-canvas",
                     )
-                with gr.Tab("Upload", id="upload"):
+                with gr.Tab("Upload", id="upload") as upload_tab:
                     note = gr.Markdown(self.upload_note(model0))
                     with gr.Row(equal_height=False):
                         photo = gr.Image(
@@ -561,7 +642,7 @@ class App:
                             low = gr.Slider(0, 400, value=50, step=1, label="Low threshold")
                             high = gr.Slider(0, 400, value=100, step=1, label="High threshold")
                     translate_button = gr.Button("Translate again", variant="secondary")
-                with gr.Tab("Compare", id="compare"):
+                with gr.Tab("Compare", id="compare") as compare_tab:
                     gr.Markdown(
                         "One input through every model of a group, side by side. The facades "
                         "study keeps the generator and changes only the discriminator's receptive "
@@ -570,12 +651,9 @@ class App:
                     )
                     with gr.Row():
                         with gr.Column(scale=1, min_width=260):
-                            group = gr.Dropdown(
-                                groups,
-                                value=groups[0] if groups else None,
-                                label="Group",
-                            )
+                            group = gr.Dropdown(groups, value=group0, label="Group")
                             compare_input = gr.Image(
+                                compare_examples0[0] if compare_examples0 else None,
                                 label="Input",
                                 sources=["upload", "clipboard"],
                                 type="filepath",
@@ -587,6 +665,16 @@ class App:
                                 use_drawing = gr.Button("Use my drawing", size="sm")
                                 use_upload = gr.Button("Use the Upload input", size="sm")
                             run_compare = gr.Button("Compare", variant="primary")
+                            compare_examples = gr.Gallery(
+                                compare_examples0 or None,
+                                label="Examples for this group: click one to compare it",
+                                columns=4,
+                                height=140,
+                                allow_preview=False,
+                                buttons=[],
+                                visible=bool(compare_examples0),
+                                elem_id="compare-examples",
+                            )
                         with gr.Column(scale=3):
                             gallery = gr.Gallery(
                                 label="Variants",
@@ -596,20 +684,22 @@ class App:
                                 height="auto",
                                 elem_id="compare-gallery",
                             )
-                with gr.Tab("About", id="about"):
+                with gr.Tab("About", id="about") as about_tab:
                     about = gr.Markdown(self.about())
 
-            examples = gr.Gallery(
-                self.examples(model0) or None,
-                label="Examples: click one to load it into the canvas and the Upload tab",
-                columns=8,
-                fit_columns=False,
-                height=150,
-                allow_preview=False,
-                buttons=[],
-                visible=bool(self.examples(model0)),
-                elem_id="examples",
-            )
+            # The model's examples, for the Draw and Upload tabs (Compare has its group's own).
+            with gr.Column() as examples_box:
+                examples = gr.Gallery(
+                    self.examples(model0) or None,
+                    label="Examples: click one to load it into the canvas and the Upload tab",
+                    columns=8,
+                    fit_columns=False,
+                    height=150,
+                    allow_preview=False,
+                    buttons=[],
+                    visible=bool(self.examples(model0)),
+                    elem_id="examples",
+                )
             mode = gr.State(None)
             timer = gr.Timer(2.0, active=self.store.loading)
 
@@ -669,6 +759,16 @@ class App:
             run_compare.click(
                 self.compare, [compare_input, group], gallery, api_name="compare", **raw
             )
+            compare_tab.select(
+                self.open_compare, [compare_input, group, gallery], gallery, **hidden, **raw
+            )
+            group.change(self.on_group, group, [compare_examples, compare_input, gallery], **hidden)
+            compare_examples.select(
+                self.pick_compare_example, group, [compare_input, gallery], **hidden
+            )
+            for tab, shown in ((draw_tab, True), (upload_tab, True), (compare_tab, False),
+                               (about_tab, False)):  # fmt: skip
+                tab.select(_visible(shown), None, examples_box, **hidden)
 
             # --- examples ---------------------------------------------------------------------
             examples.select(self.pick_example, model, [canvas, photo], **hidden)
@@ -689,6 +789,10 @@ class App:
 
 # The App behind each Blocks it built (for launch_options).
 _APPS: WeakKeyDictionary[gr.Blocks, App] = WeakKeyDictionary()
+
+
+def _visible(shown: bool) -> Any:
+    return lambda: gr.update(visible=shown)
 
 
 def caption(served: ServedModel) -> str:

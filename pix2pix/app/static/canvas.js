@@ -16,7 +16,7 @@
 // wins), so the output follows the pen during a stroke and settles on the final drawing. A blank
 // drawing (every pixel the background) is never translated: the placeholder shows instead.
 //
-// Python talks to it through two props: `settings` (model, seed, input kind, size, palette and,
+// Python talks to it through two props: `settings` (model, seed, input kind, size, palette, hints,
 // when the browser can run it, `browser`: {onnx, ort, worker} URLs) and `load` (an image data URL to
 // paint onto the canvas, e.g. an example). `props.value` is the current drawing as a PNG data URL
 // at the model's resolution, set at the end of every stroke, so other events (Compare) can read it.
@@ -24,6 +24,18 @@
 // Label maps are drawn at the model's resolution with integer-aligned rectangles only, so every
 // pixel holds an exact palette colour; edge and photo drawings are drawn smoothly on a larger canvas
 // and scaled down for the model.
+//
+// Models that take colour hints (settings.hints: line art whose task says so) get a colour pen:
+// round dabs of a chosen colour drawn into the same image, under the black lines, so the drawing
+// sent to the model is the line art with its dabs; undo and the eraser treat them as any stroke.
+//
+// Input is Pointer Events (mouse, pen, touch). One pointer draws at a time. A pen outranks
+// touches: while it is down, and for PALM_MS after it was last seen (touching or hovering), touches
+// draw nothing (a palm resting on the glass). A second finger makes a gesture (pinch, two-finger
+// tap): it draws nothing, and takes back the first finger's stroke if that began less than
+// GESTURE_MS before (the fingers of one gesture land together); no touch draws again until every
+// finger has lifted. A pen's eraser end erases. A cancelled pointer (the system took it, e.g. as
+// a palm) takes its stroke back, as if it had not been drawn.
 /* exported pix2pixCanvas */
 /* global p2pEngine */
 
@@ -48,14 +60,32 @@ function pix2pixCanvas(element, props, server, watch) {
     labels: [['pen', 'Brush'], ['rect', 'Rectangle'], ['fill', 'Fill']],
     photo: [['pen', 'Brush'], ['rect', 'Rectangle'], ['eraser', 'Eraser']],
   };
-  const SIZES = { edges: [0.5, 8, 0.5, 1], labels: [1, 64, 1, 12], photo: [1, 64, 1, 8] };
+  const DAB_TOOL = ['dab', 'Colour pen'];  // for models that take colour hints
+  // [min, max, step, default] widths in the model's pixels; the colour pen's are at 256 px
+  // (scaled with the model's size): dabs of radius 3 to 12, as the hints the model learnt from.
+  const SIZES = {
+    edges: [0.5, 8, 0.5, 1], labels: [1, 64, 1, 12], photo: [1, 64, 1, 8], dab: [6, 24, 1, 12],
+  };
+  // The colour pen's swatches: OpenMoji's palette (the colours the line-art models learnt).
+  const HINT_COLOURS = [
+    ['red', '#d22f27'], ['orange', '#f4aa41'], ['yellow', '#fcea2b'], ['green', '#5c9e31'],
+    ['blue', '#1e50a0'], ['light blue', '#61b2e4'], ['purple', '#b399c8'], ['pink', '#e67a94'],
+    ['brown', '#a57939'], ['skin', '#debb90'], ['grey', '#9b9b9a'],
+  ];
   const MAX_UNDO = 40;
+  const PALM_MS = 500;  // touches this soon after a pen was seen are a resting palm
+  const GESTURE_MS = 250;  // a second finger this soon after the first: one gesture, no stroke
 
   const st = {
-    cfg: null, layout: '', tool: 'pen', color: [0, 0, 0], width: 1, scale: 1, crisp: false,
+    cfg: null, layout: '', tool: 'pen', color: [0, 0, 0], scale: 1, crisp: false, hints: false,
+    widths: { line: 1, dab: 12 },  // the pen's (and eraser's) width, the colour pen's
+    dabColor: hexToRgb(HINT_COLOURS[0][1]),
     undo: [], version: 0, sentVersion: -1, sentKey: '', shown: -1,
     inflight: false, inflightVersion: -1,  // where the drawing `inflightVersion` is being run
-    drawing: false, pointer: null, last: null, start: null, before: null, pendingUp: null,
+    // The stroke being drawn: {id (pointerId), type (pointerType), tool, start, last, before (the
+    // drawing before it: its undo snapshot), at (when it began), lines (colour pen: line pixels)}.
+    stroke: null, pendingUp: null,
+    touches: new Set(), gesture: false, penSeen: -Infinity,  // see the header: who may draw
     exported: { version: -1, url: '' }, pixels: { version: -1, layout: '', data: null },
     result: 'none',  // what the output pane holds: none | browser | server
   };
@@ -64,6 +94,7 @@ function pix2pixCanvas(element, props, server, watch) {
   const stats = {
     latencies: [], shown: [], serverMs: [], browserMs: [], errors: 0, sent: 0, serverCalls: 0,
     supersedes: 0,  // pointer-ups that asked the worker to drop a run of an older drawing
+    rollbacks: 0,  // strokes taken back: cancelled pointers, palms, gestures' first fingers
     choice: {}, engineError: null,
     marks: null,  // when each start-up phase ended (engine.js)
   };
@@ -167,6 +198,7 @@ function pix2pixCanvas(element, props, server, watch) {
 
   function configure(s) {
     if (!s) return;
+    engine.show(s.model);  // the worker releases the sessions of models no longer shown
     if (!s.ready && !s.browser) {  // keep the drawing and its layout; say why nothing is translated
       const base = st.cfg && st.cfg.kind ? st.cfg : { kind: 'edges', size: 256, palette: null };
       st.cfg = Object.assign({}, base, { model: s.model, seed: s.seed, ready: false });
@@ -190,53 +222,90 @@ function pix2pixCanvas(element, props, server, watch) {
   }
 
   // Size the canvas and build the tools for the model's input kind; keeps the drawing when the
-  // kind, size and palette stay the same (e.g. switching between variants of one group).
+  // kind, size and palette stay the same (e.g. switching between variants of one group, or
+  // between line-art models with and without colour hints: only the tools change then).
   function layout() {
     const s = st.cfg;
+    const hints = s.kind === 'edges' && Boolean(s.hints);
     root.dataset.model = s.model;
     root.dataset.kind = s.kind;
+    root.dataset.hints = String(hints);
     const key = JSON.stringify([s.kind, s.size, s.palette]);
-    if (key === st.layout) return;
-    st.layout = key;
-    st.crisp = s.kind === 'labels';
-    st.scale = st.crisp ? 1 : Math.max(1, Math.round(512 / s.size));
-    canvas.width = canvas.height = s.size * st.scale;
-    canvas.classList.toggle('p2p-crisp', st.crisp);
-    out.classList.toggle('p2p-crisp', s.size < 256);
-    small.width = small.height = s.size;
-    const [lo, hi, step, def] = SIZES[s.kind];
-    sizeInput.min = lo; sizeInput.max = hi; sizeInput.step = step;
-    setWidth(s.pen || def);
-    buildTools();
-    buildPalette();
+    const fresh = key !== st.layout;
+    if (fresh) {
+      st.layout = key;
+      st.crisp = s.kind === 'labels';
+      st.scale = st.crisp ? 1 : Math.max(1, Math.round(512 / s.size));
+      canvas.width = canvas.height = s.size * st.scale;
+      canvas.classList.toggle('p2p-crisp', st.crisp);
+      out.classList.toggle('p2p-crisp', s.size < 256);
+      small.width = small.height = s.size;
+      st.widths = { line: s.pen || SIZES[s.kind][3], dab: sizes('dab')[3] };
+    }
+    if (fresh || hints !== st.hints) {
+      st.hints = hints;
+      buildTools();
+      buildPalette();
+    }
+    if (!fresh) return;
     st.undo = [];
     undoBtn.disabled = true;
     paint(wipe, false);
     commit();
   }
 
+  // The size slider's [min, max, step, default] for a tool, in the model's pixels.
+  function sizes(tool) {
+    if (tool !== 'dab') return SIZES[st.cfg.kind];
+    const k = st.cfg.size / 256;
+    return SIZES.dab.map((v, i) => (i === 2 ? v : Math.max(1, Math.round(v * k))));
+  }
+  const widthKey = (tool) => (tool === 'dab' ? 'dab' : 'line');  // the eraser shares the pen's
+
   function buildTools() {
-    const tools = TOOLS[st.cfg.kind];
+    const tools = TOOLS[st.cfg.kind].slice();
+    if (st.hints) tools.splice(1, 0, DAB_TOOL);  // beside the pen
     if (!tools.some(([id]) => id === st.tool)) st.tool = 'pen';
     toolsEl.replaceChildren(...tools.map(([id, label]) => {
       const b = document.createElement('button');
       b.type = 'button'; b.className = 'p2p-btn p2p-tool'; b.dataset.tool = id; b.textContent = label;
-      b.setAttribute('aria-pressed', String(id === st.tool));
+      if (id === 'dab') b.title = 'Dab a colour inside a shape: the shape takes that colour';
       b.addEventListener('click', () => selectTool(id));
       return b;
     }));
+    selectTool(st.tool);
   }
 
+  // Select a tool; the size slider shows (and sets) that tool's width.
   function selectTool(id) {
     st.tool = id;
     for (const b of toolsEl.querySelectorAll('button')) {
       b.setAttribute('aria-pressed', String(b.dataset.tool === id));
     }
+    const [lo, hi, step] = sizes(id);
+    sizeInput.min = lo; sizeInput.max = hi; sizeInput.step = step;
+    setWidth(st.widths[widthKey(id)]);
   }
 
+  // The colour choices under the toolbar: the label palette (label maps), the colour pen's
+  // swatches (models that take hints), or none; the colour picker for photos and hints.
   function buildPalette() {
     const s = st.cfg;
-    colorLabel.hidden = s.kind !== 'photo';
+    colorLabel.hidden = s.kind !== 'photo' && !st.hints;
+    if (st.hints) {
+      paletteEl.setAttribute('aria-label', 'Colour pen colour');
+      colorInput.setAttribute('aria-label', 'Colour pen colour');
+      paletteEl.replaceChildren(...HINT_COLOURS.map(([name, value]) => {
+        const c = hexToRgb(value);
+        const b = swatch(name, c, false, () => selectDab(c));
+        b.classList.add('p2p-dab-swatch');
+        return b;
+      }));
+      selectDab(st.dabColor, false);
+      return;
+    }
+    paletteEl.setAttribute('aria-label', 'Label colour');
+    colorInput.setAttribute('aria-label', 'Brush colour');
     if (s.kind !== 'labels') {
       paletteEl.replaceChildren();
       st.color = s.kind === 'photo' ? hexToRgb(colorInput.value) : [0, 0, 0];
@@ -244,35 +313,53 @@ function pix2pixCanvas(element, props, server, watch) {
     }
     const names = s.classes || s.palette.map((_, i) => 'class ' + i);
     const first = s.palette.length > 1 ? (s.fill === 1 ? 2 : 1) : 0;
-    paletteEl.replaceChildren(...s.palette.map((c, i) => {
-      const b = document.createElement('button');
-      b.type = 'button'; b.className = 'p2p-swatch'; b.dataset.index = i;
-      b.setAttribute('role', 'radio'); b.title = names[i] + ' ' + hex(c);
-      const chip = document.createElement('span');
-      chip.className = 'p2p-chip'; chip.style.background = rgb(c);
-      b.append(chip, document.createTextNode(names[i]));
-      b.addEventListener('click', () => selectColor(i));
-      return b;
-    }));
-    selectColor(Math.min(first, s.palette.length - 1));
+    paletteEl.replaceChildren(...s.palette.map(
+      (c, i) => swatch(names[i], c, true, () => selectColor(c))));
+    selectColor(s.palette[Math.min(first, s.palette.length - 1)]);
   }
 
-  function selectColor(i) {
-    st.color = st.cfg.palette[i];
+  // One swatch (a radio button): a round chip of `c`, with the name beside it or as its label.
+  function swatch(name, c, named, pick) {
+    const b = document.createElement('button');
+    b.type = 'button'; b.className = 'p2p-swatch'; b.dataset.color = hex(c);
+    b.setAttribute('role', 'radio'); b.title = name + ' ' + hex(c);
+    const chip = document.createElement('span');
+    chip.className = 'p2p-chip'; chip.style.background = rgb(c);
+    b.append(chip);
+    if (named) b.append(document.createTextNode(name)); else b.setAttribute('aria-label', name);
+    b.addEventListener('click', pick);
+    return b;
+  }
+
+  // Mark the swatch of colour `c` as chosen (none, for a colour from the picker).
+  function markSwatch(c) {
     for (const b of paletteEl.querySelectorAll('.p2p-swatch')) {
-      b.setAttribute('aria-checked', String(Number(b.dataset.index) === i));
+      b.setAttribute('aria-checked', String(b.dataset.color === hex(c)));
     }
+  }
+
+  function selectColor(c) {  // a label colour
+    st.color = c;
+    markSwatch(c);
     if (st.tool === 'eraser') selectTool('pen');
+  }
+
+  function selectDab(c, pickTool = true) {  // the colour pen's colour; choosing one picks the pen
+    st.dabColor = c;
+    colorInput.value = hex(c);
+    markSwatch(c);
+    if (pickTool) selectTool('dab');
   }
 
   function hexToRgb(h) { return [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16)); }
   function setWidth(w) {
-    st.width = Number(w);
+    st.widths[widthKey(st.tool)] = Number(w);
     sizeInput.value = w;
     sizeValue.textContent = w + ' px';
   }
   sizeInput.addEventListener('input', () => setWidth(sizeInput.value));
   colorInput.addEventListener('input', () => {
+    if (st.hints) { selectDab(hexToRgb(colorInput.value)); return; }
     st.color = hexToRgb(colorInput.value);
     if (st.tool === 'eraser') selectTool('pen');
   });
@@ -285,7 +372,10 @@ function pix2pixCanvas(element, props, server, watch) {
       (e.clientY - r.top) * canvas.height / r.height,
     ];
   }
-  const ink = () => (st.tool === 'eraser' ? background() : st.color);
+  function ink(tool) {
+    if (tool === 'eraser') return background();
+    return tool === 'dab' ? st.dabColor : st.color;
+  }
   function wipe() {
     ctx.fillStyle = rgb(background());
     ctx.fillRect(0, 0, canvas.width, canvas.height);
@@ -302,34 +392,67 @@ function pix2pixCanvas(element, props, server, watch) {
   }
 
   function segment(a, b) {
-    ctx.fillStyle = ctx.strokeStyle = rgb(ink());
+    const s = st.stroke, width = st.widths[widthKey(s.tool)];
+    ctx.fillStyle = ctx.strokeStyle = rgb(ink(s.tool));
     if (st.crisp) {  // integer-aligned pixels only: exact label colours, no antialiasing
-      const r = st.width / 2;
+      const r = width / 2;
       const n = Math.max(1, Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1]) / Math.max(1, r / 2)));
       for (let i = 0; i <= n; i++) {
         disc(Math.floor(a[0] + (b[0] - a[0]) * i / n), Math.floor(a[1] + (b[1] - a[1]) * i / n), r);
       }
       return;
     }
-    ctx.lineWidth = st.width * st.scale;
+    ctx.lineWidth = width * st.scale;
     ctx.lineCap = ctx.lineJoin = 'round';
     ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0] + 0.01, b[1]); ctx.stroke();
+    if (s.lines) keepLines(a, b, ctx.lineWidth / 2 + 2);
+  }
+
+  // The drawing's lines in `image` (ImageData), one byte a pixel: dark and without colour (a
+  // dark colour dab, e.g. brown, is not a line).
+  function lineMask(image) {
+    const d = image.data, mask = new Uint8Array(d.length / 4);
+    for (let j = 0, i = 0; j < mask.length; j++, i += 4) {
+      const hi = Math.max(d[i], d[i + 1], d[i + 2]), lo = Math.min(d[i], d[i + 1], d[i + 2]);
+      mask[j] = hi < 128 && hi - lo < 48 ? 1 : 0;
+    }
+    return mask;
+  }
+
+  // Put back the lines under the colour pen's segment a-b (within r of it): a dab never covers
+  // a line, like the hints the model learnt from (train/hints.py), so a dab that strays over a
+  // shape's outline leaves the shape closed.
+  function keepLines(a, b, r) {
+    const s = st.stroke, w = canvas.width, old = s.before.data;
+    const x0 = Math.max(0, Math.floor(Math.min(a[0], b[0]) - r));
+    const y0 = Math.max(0, Math.floor(Math.min(a[1], b[1]) - r));
+    const x1 = Math.min(w, Math.ceil(Math.max(a[0], b[0]) + r));
+    const y1 = Math.min(canvas.height, Math.ceil(Math.max(a[1], b[1]) + r));
+    if (x1 <= x0 || y1 <= y0) return;
+    const box = ctx.getImageData(x0, y0, x1 - x0, y1 - y0), d = box.data;
+    for (let y = y0, k = 0; y < y1; y++) {
+      for (let x = x0; x < x1; x++, k += 4) {
+        const i = y * w + x;
+        if (s.lines[i]) d.set(old.subarray(4 * i, 4 * i + 4), k);
+      }
+    }
+    ctx.putImageData(box, x0, y0);
   }
 
   function rect(a, b) {
-    ctx.putImageData(st.before, 0, 0);
-    ctx.fillStyle = rgb(ink());
+    ctx.putImageData(st.stroke.before, 0, 0);
+    ctx.fillStyle = rgb(ink(st.stroke.tool));
     const x0 = Math.floor(Math.min(a[0], b[0])), y0 = Math.floor(Math.min(a[1], b[1]));
     const x1 = Math.floor(Math.max(a[0], b[0])), y1 = Math.floor(Math.max(a[1], b[1]));
     ctx.fillRect(x0, y0, x1 - x0 + 1, y1 - y0 + 1);
   }
 
-  function flood(p) {
+  function flood(p, tool) {
     const w = canvas.width, h = canvas.height;
     const x = Math.floor(p[0]), y = Math.floor(p[1]);
     if (x < 0 || y < 0 || x >= w || y >= h) return;
     const img = ctx.getImageData(0, 0, w, h), d = new Uint32Array(img.data.buffer);
-    const c = ink(), target = d[y * w + x];
+    const c = ink(tool), target = d[y * w + x];
     const fill = new Uint32Array(new Uint8ClampedArray([c[0], c[1], c[2], 255]).buffer)[0];
     if (target === fill) return;
     const stack = [y * w + x];
@@ -368,35 +491,87 @@ function pix2pixCanvas(element, props, server, watch) {
     pump();
   }
 
+  // --- pointers: who draws (see the header) ---------------------------------------------------
+  // The tool a pointer draws with, or null: the selected tool for the primary button (a mouse's
+  // left button, a pen's tip, a finger); the eraser for a pen's eraser end (button 5, buttons 32
+  // in Pointer Events); other buttons (right, middle, a pen's barrel button) draw nothing.
+  function toolFor(e) {
+    if (e.pointerType === 'pen' && (e.button === 5 || (e.buttons & 32))) return 'eraser';
+    return e.button === 0 ? st.tool : null;
+  }
+
+  // Whether a pointer that lands now may draw. A pen landing on a touch stroke takes it back:
+  // the palm came down first.
+  function admit(e, now) {
+    const s = st.stroke;
+    if (e.pointerType !== 'touch') {
+      if (s && s.type === 'touch' && e.pointerType === 'pen') rollback();
+      return !st.stroke;
+    }
+    if (st.touches.size > 1 || st.gesture) {
+      st.gesture = true;
+      if (s && s.type === 'touch' && now - s.at < GESTURE_MS) rollback();
+      return false;
+    }
+    return !s && now - st.penSeen > PALM_MS;
+  }
+
+  // A pen was seen (touching, hovering or leaving): touches are a palm for PALM_MS from now.
+  function seen(e) {
+    if (e.pointerType === 'pen') st.penSeen = performance.now();
+  }
+
+  // A pointer is gone (lifted or cancelled): forget its touch; a gesture ends with its last finger.
+  function release(e) {
+    seen(e);
+    st.touches.delete(e.pointerId);
+    if (st.touches.size === 0) st.gesture = false;
+  }
+
+  const ours = (e) => st.stroke !== null && e.pointerId === st.stroke.id;
+
   canvas.addEventListener('pointerdown', (e) => {
-    if (e.button !== 0 || !st.cfg) return;
+    const now = performance.now();
+    seen(e);
+    if (e.pointerType === 'touch') {
+      // The first finger of a new touch: any finger still remembered was lost without a
+      // pointerup (a capture taken away), so a stale gesture cannot block drawing for good.
+      if (e.isPrimary) { st.touches.clear(); st.gesture = false; }
+      st.touches.add(e.pointerId);
+    }
+    const tool = toolFor(e);
+    if (!st.cfg || !tool || !admit(e, now)) return;
     e.preventDefault();
     root.focus({ preventScroll: true });  // for Ctrl+Z
     canvas.setPointerCapture(e.pointerId);
-    st.pointer = e.pointerId;
     const p = pos(e);
     snapshot();
-    if (st.tool === 'fill') { flood(p); st.pointer = null; changed(); commit(); return; }
-    st.drawing = true; st.last = p; st.start = p;
-    st.before = st.undo[st.undo.length - 1];
-    if (st.tool === 'rect') rect(p, p); else segment(p, p);
+    if (tool === 'fill') { flood(p, tool); changed(); commit(); return; }
+    const before = st.undo[st.undo.length - 1];
+    st.stroke = {
+      id: e.pointerId, type: e.pointerType, tool, start: p, last: p, before, at: now,
+      lines: tool === 'dab' && !st.crisp ? lineMask(before) : null,
+    };
+    if (tool === 'rect') rect(p, p); else segment(p, p);
     changed();
   });
 
   canvas.addEventListener('pointermove', (e) => {
-    if (!st.drawing || e.pointerId !== st.pointer) return;
+    seen(e);  // a pen hovering over the glass counts: the hand is about to rest on it
+    const s = st.stroke;
+    if (!s || e.pointerId !== s.id) return;
     const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [e];
     for (const ev of (events.length ? events : [e])) {
       const p = pos(ev);
-      if (st.tool === 'rect') rect(st.start, p); else segment(st.last, p);
-      st.last = p;
+      if (s.tool === 'rect') rect(s.start, p); else segment(s.last, p);
+      s.last = p;
     }
     changed();
   });
+  canvas.addEventListener('pointerleave', seen);
 
-  function endStroke(e) {
-    if (!st.drawing || e.pointerId !== st.pointer) return;
-    st.drawing = false; st.pointer = null; st.before = null;
+  function endStroke() {
+    st.stroke = null;
     if (st.shown >= st.version) stats.latencies.push(0);  // the final drawing is already shown
     else st.pendingUp = { t: performance.now(), version: st.version };
     // A browser run of an older drawing would delay the final one: drop it at its next stage.
@@ -406,8 +581,28 @@ function pix2pixCanvas(element, props, server, watch) {
     pump();  // first: the final drawing's run starts before its PNG is encoded
     commit();
   }
-  canvas.addEventListener('pointerup', endStroke);
-  canvas.addEventListener('pointercancel', endStroke);
+
+  // Take back the stroke being drawn (its pointer was cancelled, it was a palm, or the first
+  // finger of a gesture): the drawing and the undo stack are as before it began, and the output
+  // follows (that drawing is translated again, as after an undo).
+  function rollback() {
+    const s = st.stroke;
+    st.stroke = null;
+    ctx.putImageData(s.before, 0, 0);
+    if (st.undo[st.undo.length - 1] === s.before) st.undo.pop();
+    undoBtn.disabled = st.undo.length === 0;
+    stats.rollbacks += 1;
+    changed();
+  }
+
+  canvas.addEventListener('pointerup', (e) => {
+    release(e);
+    if (ours(e)) endStroke();
+  });
+  canvas.addEventListener('pointercancel', (e) => {
+    release(e);
+    if (ours(e)) rollback();
+  });
 
   undoBtn.addEventListener('click', undo);
   clearBtn.addEventListener('click', () => {
@@ -532,7 +727,7 @@ function pix2pixCanvas(element, props, server, watch) {
     out.hidden = false; placeholder.hidden = true; dlResult.hidden = false;
     st.result = where;
     if (stats.shown.length > 5000) stats.shown.splice(0, 2500);
-    stats.shown.push({ t: now, version, during: st.drawing, where });
+    stats.shown.push({ t: now, version, during: st.stroke !== null, where });
     mark('output');
     if (st.pendingUp && version >= st.pendingUp.version) {
       stats.latencies.push(now - st.pendingUp.t);
