@@ -38,7 +38,7 @@ RUNS = {
 
 
 TEMPLATE = """\
-## Line art → colour (OpenMoji): the app's default model
+## Line art → colour (OpenMoji only): the previous default model (sessions 5-7)
 
 Trained here with `bash train/recipes/openmoji.sh` on OpenMoji's line art paired with its colour
 version (OpenMoji (openmoji.org), CC BY-SA 4.0; the weights are shared under the same licence).
