@@ -128,7 +128,7 @@ def test_a_colour_dab_steers_each_doodles_colour(page) -> None:
         label = regions.full[int(dab[0][1] * side), int(dab[0][0] * side)]
         if label == 0:
             continue  # the dab is not inside a closed shape of this drawing
-        index = [label - 1]
+        index = int(label) - 1
         want = to_lab(np.array([[int(value[i : i + 2], 16) for i in (1, 3, 5)]], np.uint8))[0]
         before = region_means(np.asarray(plain.convert("RGB").resize((side, side))), regions)
         after = region_means(np.asarray(output.convert("RGB").resize((side, side))), regions)

@@ -15,7 +15,7 @@ the region, the same dabs for every model). ``train.regions`` gives the measures
   minus dabbed output, median over such regions; 0: no leak);
 - smoothness: high-frequency energy inside flat target regions, output against target.
 
-Writes ``docs/results/colour_grid.png`` (line art | each model without hints | the dabs | each
+Writes ``docs/results/colour_grid.jpg`` (line art | each model without hints | the dabs | each
 model with them | target; cats and shoes first) and the text between the ``colour`` markers of
 docs/RESULTS.md (``--results``); ``--json`` keeps every figure.
 """
@@ -224,7 +224,7 @@ def doodles(folder: Path, figures: Path) -> str:
     if not rows:
         return ""
     header = ["doodle", "output", "with a dab", "output"]
-    grid(rows, header, cell=128).save(figures / "colour_doodles.png")
+    grid(rows, header, cell=128).save(figures / "colour_doodles.jpg", quality=90)
     return (
         "Freehand doodles drawn with the mouse on the app's canvas in Chromium "
         "(`tests/test_lineart_browser.py`), then one dab of the colour pen inside the main shape; "
@@ -232,7 +232,7 @@ def doodles(folder: Path, figures: Path) -> str:
         "(eroded) and the dab's colour, without and with the dab:\n\n"
         "| doodle | dab | dE without | dE with |\n|---|---|---|---|\n"
         + "\n".join(lines)
-        + "\n\n![doodles without and with a colour dab](results/colour_doodles.png)\n"
+        + "\n\n![doodles without and with a colour dab](results/colour_doodles.jpg)\n"
     )
 
 
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         *(f"{m} + dabs" for m in names),
         "target",
     ]
-    grid(_grid_rows(shown), header, cell=128).save(args.figures / "colour_grid.png")
+    grid(_grid_rows(shown), header, cell=128).save(args.figures / "colour_grid.jpg", quality=90)
     counts = {
         "all": len(scores["all"]["target"].hues),
         "openmoji": len(scores["openmoji"]["target"].hues),
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{intro}All test drawings ({counts['all']}: every set):\n\n{table(scores['all'], names)}"
         f"\n\nOpenMoji's test drawings only ({counts['openmoji']}):\n\n"
         f"{table(scores['openmoji'], names)}\n\n"
-        "![line art, outputs without and with dabs, target](results/colour_grid.png)\n"
+        "![line art, outputs without and with dabs, target](results/colour_grid.jpg)\n"
     )
     drawn = doodles(args.doodles, args.figures)
     if drawn:
