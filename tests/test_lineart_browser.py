@@ -67,6 +67,20 @@ def page(server: Server) -> Iterator:
         page.wait_for_timeout(300)
 
 
+def draw_and_grab(page, strokes: list, *, clear: bool = False) -> tuple:
+    """Draw ``strokes`` with the tool in hand (after Clear, when asked), wait for the output of
+    that drawing, and return (the drawing as sent, the output shown) as PIL images."""
+    if clear:
+        page.locator(f"{CANVAS} .p2p-clear").click()
+    version = 0
+    for stroke in strokes:
+        _, version = draw_stroke(page, stroke, step_ms=4)
+    wait_for_output(page, version, timeout=60_000)
+    page.wait_for_timeout(150)
+    drawing, output = (decode_png(u) for u in page.evaluate(_GRAB, CANVAS))
+    return drawing, output
+
+
 def test_default_model_and_pen_width_match_the_training_line_art(page) -> None:
     width = page.locator(f"{CANVAS} input.p2p-size").input_value()
     assert width == "7", f"pen width {width}: the training line art is about 7 px at 256 px"
@@ -77,13 +91,7 @@ def test_doodles_drawn_with_the_mouse_come_out_in_colour(page) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     scores = {}
     for name, strokes in DOODLES.items():
-        page.locator(f"{CANVAS} .p2p-clear").click()
-        version = 0
-        for stroke in strokes:
-            _, version = draw_stroke(page, stroke, step_ms=4)
-        wait_for_output(page, version, timeout=60_000)
-        page.wait_for_timeout(150)
-        drawing, output = (decode_png(u) for u in page.evaluate(_GRAB, CANVAS))
+        drawing, output = draw_and_grab(page, strokes, clear=True)
         drawing.save(OUT / f"{name}-input.png")
         output.save(OUT / f"{name}-output.png")
         scores[name] = doodle_scores(drawing, output)
@@ -105,21 +113,12 @@ def test_a_colour_dab_steers_each_doodles_colour(page) -> None:
     for name, strokes in DOODLES.items():
         swatch, value, dab = DABS[name]
         page.locator(f"{CANVAS} .p2p-tool[data-tool='pen']").click()
-        page.locator(f"{CANVAS} .p2p-clear").click()
-        version = 0
-        for stroke in strokes:
-            _, version = draw_stroke(page, stroke, step_ms=4)
-        wait_for_output(page, version, timeout=60_000)
-        page.wait_for_timeout(150)
-        plain_drawing, plain = (decode_png(u) for u in page.evaluate(_GRAB, CANVAS))
+        plain_drawing, plain = draw_and_grab(page, strokes, clear=True)
         pen = page.locator(f"{CANVAS} .p2p-tool[data-tool='dab']")
         assert pen.is_visible(), "the default model should take colour hints (a colour pen)"
         pen.click()
         page.locator(f"{CANVAS} .p2p-dab-swatch[data-color='{value}']").click()
-        _, version = draw_stroke(page, dab, step_ms=10)
-        wait_for_output(page, version, timeout=60_000)
-        page.wait_for_timeout(150)
-        drawing, output = (decode_png(u) for u in page.evaluate(_GRAB, CANVAS))
+        drawing, output = draw_and_grab(page, [dab])
         drawing.save(OUT / f"{name}-dab-input.png")
         output.save(OUT / f"{name}-dab-output.png")
         lines = np.asarray(plain_drawing.convert("RGB"))

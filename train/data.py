@@ -229,14 +229,13 @@ class PairedDataset(Dataset):
     ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {direction!r}; expected 'AtoB' or 'BtoA'")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if value not in (1, 3):
-                raise ValueError(f"{name} must be 1 (grayscale) or 3 (RGB), got {value!r}")
-        if crop_size < 1 or (train and load_size < crop_size):
-            raise ValueError(
-                f"need 1 <= crop_size <= load_size, got load_size={load_size!r}, "
-                f"crop_size={crop_size!r}; the paper uses load_size=286, crop_size=256"
-            )
+        _check_options(
+            {"in_channels": in_channels, "out_channels": out_channels},
+            load_size,
+            crop_size,
+            train=train,
+            paper="the paper",
+        )
 
         self.spec = find_dataset(root, split=split, format=format)
         self.direction = direction
@@ -449,14 +448,13 @@ class UnpairedDataset(Dataset):
         a_channels: int = 3,
         b_channels: int = 3,
     ) -> None:
-        for name, value in (("a_channels", a_channels), ("b_channels", b_channels)):
-            if value not in (1, 3):
-                raise ValueError(f"{name} must be 1 (grayscale) or 3 (RGB), got {value!r}")
-        if crop_size < 1 or (train and load_size < crop_size):
-            raise ValueError(
-                f"need 1 <= crop_size <= load_size, got load_size={load_size!r}, "
-                f"crop_size={crop_size!r}; CycleGAN uses load_size=286, crop_size=256"
-            )
+        _check_options(
+            {"a_channels": a_channels, "b_channels": b_channels},
+            load_size,
+            crop_size,
+            train=train,
+            paper="CycleGAN",
+        )
         self.folders = (Path(a_dir).expanduser(), Path(b_dir).expanduser())
         self.train = train
         self.skipped: list[tuple[str, str]] = []
@@ -735,6 +733,20 @@ def _read_rgb(path: Path, min_size: tuple[int, int]) -> Image.Image:
         return imageio.decode_image(path, min_size=min_size).image
     except Exception as e:  # see _decode_problem
         raise _UnreadableError(path, f"{type(e).__name__}: {e}") from e
+
+
+def _check_options(
+    channels: dict[str, int], load_size: int, crop_size: int, *, train: bool, paper: str
+) -> None:
+    """ValueError unless every channel count is 1 or 3 and 1 <= crop_size <= load_size."""
+    for name, value in channels.items():
+        if value not in (1, 3):
+            raise ValueError(f"{name} must be 1 (grayscale) or 3 (RGB), got {value!r}")
+    if crop_size < 1 or (train and load_size < crop_size):
+        raise ValueError(
+            f"need 1 <= crop_size <= load_size, got load_size={load_size!r}, "
+            f"crop_size={crop_size!r}; {paper} uses load_size=286, crop_size=256"
+        )
 
 
 def _with_channels(img: Image.Image, channels: int) -> Image.Image:

@@ -37,9 +37,6 @@ import hashlib
 import io
 import json
 import re
-import shutil
-import subprocess
-import tarfile
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -51,6 +48,7 @@ from PIL import Image
 from scipy import ndimage
 from tqdm.auto import tqdm
 
+from train.datasets import npm
 from train.datasets.openmoji import SPLITS, cut_gaps, render
 
 # Icons of these names carry colours their outlines do not tell (or are not drawings).
@@ -310,31 +308,6 @@ def _credit(into: Path, icon_set: IconSet) -> None:
         path.write_text(text.rstrip("\n") + "\n\n" + line + "\n", encoding="utf-8")
 
 
-def unpack(source: Path, into: Path) -> Path:
-    """The ``package/`` folder of an Iconify npm tarball (unpacked into ``into``) or folder."""
-    if source.is_dir():
-        return source / "package" if (source / "package" / "icons.json").is_file() else source
-    with tarfile.open(source) as tar:
-        tar.extractall(into, filter="data")
-    return into / "package"
-
-
-def fetch(prefix: str, into: Path) -> Path:
-    """Download ``@iconify-json/<prefix>`` with ``npm pack`` into ``into``; the tarball's path."""
-    if shutil.which("npm") is None:
-        raise RuntimeError("--fetch needs npm (Node.js); or pass tarballs with --source")
-    out = subprocess.run(
-        ["npm", "pack", f"@iconify-json/{prefix}", "--silent"],
-        cwd=into,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"npm pack @iconify-json/{prefix} failed: {out.stderr.strip()[-500:]}")
-    return into / out.stdout.strip().splitlines()[-1]
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m train.datasets.iconify``: add Iconify emoji sets to a line-art dataset."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -350,12 +323,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0, help="seeds line widths and gaps")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        sources = [fetch(s, Path(tmp)) for s in args.fetch] if args.fetch else args.source
+        sources = (
+            [npm.pack(f"@iconify-json/{s}", Path(tmp)) for s in args.fetch]
+            if args.fetch
+            else args.source
+        )
         for i, source in enumerate(sources):
             if not source.exists():
                 p.error(f"--source {source} does not exist")
             try:
-                icon_set = read_package(unpack(source, Path(tmp) / str(i)))
+                icon_set = read_package(npm.unpack(source, Path(tmp) / str(i), "icons.json"))
                 records = add_set(
                     icon_set,
                     args.into,

@@ -40,8 +40,6 @@ import io
 import json
 import re
 import shutil
-import subprocess
-import tarfile
 import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -51,6 +49,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
+
+from train.datasets import npm
 
 PACKAGE = "openmoji@17.0.0"
 CREDIT = "OpenMoji (openmoji.org), CC BY-SA 4.0"
@@ -177,27 +177,6 @@ def read_catalogue(root: Path) -> list[Emoji]:
         order = int(info.get("order") or 0) or 100_000 + i
         emoji.append(Emoji(code, info.get("annotation", code), info.get("group", ""), order))
     return sorted(emoji, key=lambda e: (e.order, e.code))
-
-
-def unpack(source: Path, into: Path) -> Path:
-    """The ``package/`` folder of an OpenMoji npm tarball (unpacked into ``into``) or folder."""
-    if source.is_dir():
-        return source / "package" if (source / "package" / "black").is_dir() else source
-    with tarfile.open(source) as tar:
-        tar.extractall(into, filter="data")
-    return into / "package"
-
-
-def fetch(into: Path) -> Path:
-    """Download the OpenMoji tarball with ``npm pack`` (the npm registry) into ``into``."""
-    if shutil.which("npm") is None:
-        raise RuntimeError("--fetch needs npm (Node.js); or pass a tarball with --source")
-    out = subprocess.run(
-        ["npm", "pack", PACKAGE, "--silent"], cwd=into, capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"npm pack {PACKAGE} failed: {out.stderr.strip()[-500:]}")
-    return into / out.stdout.strip().splitlines()[-1]
 
 
 def _render_pair(job: tuple[str, str, int, Sequence[float], int]) -> list[tuple[str, bytes, bytes]]:
@@ -336,10 +315,10 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError:
         p.error(f"--widths must be numbers separated by commas, got {args.widths!r}")
     with tempfile.TemporaryDirectory() as tmp:
-        source = fetch(Path(tmp)) if args.fetch else args.source
+        source = npm.pack(PACKAGE, Path(tmp)) if args.fetch else args.source
         if not source.exists():
             p.error(f"--source {source} does not exist")
-        root = unpack(source, Path(tmp))
+        root = npm.unpack(source, Path(tmp), "black")
         records = build(
             root,
             args.out,
