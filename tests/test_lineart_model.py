@@ -188,3 +188,22 @@ def test_upload_edges_are_as_wide_as_the_models_pen(tmp_path: Path) -> None:
             assert edges.size == (128, 96)  # the tiny model's training size is 128
             widths[model] = _stroke_width(edges)
     assert widths["thin"] <= 2.5 and 5 <= widths["wide"] <= 10, widths
+
+
+def test_about_credits_every_data_set_and_says_why_the_licence(tmp_path: Path) -> None:
+    """The app's About tab names each data set with its licence, and why the weights are
+    CC BY-SA 4.0 (OpenMoji's share-alike), as the model card does."""
+    from pix2pix.app import App, create_store, load_registry
+
+    (tmp_path / "registry.toml").write_text(
+        f'[[model]]\nid = "lineart2color"\nname = "Line art"\npath = "{MODEL.as_posix()}"\n'
+        'task = "t"\ninput = "edges"\n',
+        encoding="utf-8",
+    )
+    store = create_store(load_registry(tmp_path / "registry.toml"), remote="skip")
+    store.wait(60)
+    about = App(store).about()
+    credits = about[about.index("### Data credits and licences") :]
+    for credit in CREDITS:
+        assert credit in credits, credit
+    assert "same licence as OpenMoji's data, CC BY-SA 4.0 (share alike)" in credits

@@ -509,7 +509,19 @@ class App:
             cells = [name, entry.task, data or "—", lic or "—", source, state]
             rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         header = "| model | task | trained on | licence | source | status |\n" + "|---" * 6 + "|\n"
-        return ABOUT.format(paper=PAPER_URL) + header + "\n".join(rows) + self._backends()
+        table = header + "\n".join(rows)
+        return ABOUT.format(paper=PAPER_URL) + table + self._credits() + self._backends()
+
+    def _credits(self) -> str:
+        """Each ready model's data credits and the reason for its licence, from the "Data:" part
+        of its model card's notes (the bundled line-art model credits five emoji sets there)."""
+        lines = []
+        for entry in self.registry.models:
+            served = self.store.served(entry.id)
+            notes = served.task.notes if served else ""
+            if "Data:" in notes:
+                lines.append(f"- `{entry.id}`: {notes[notes.index('Data:') :].strip()}")
+        return "\n\n### Data credits and licences\n" + "\n".join(lines) if lines else ""
 
     def _backends(self) -> str:
         """How each ready model runs here (``Translator.backend``), chosen by measurement."""
