@@ -105,8 +105,9 @@ def test_in_the_app_the_canvas_keeps_the_faster_server(paper_model: Path, tmp_pa
         canvas_page(server.url, timeout_ms=300_000) as page,
     ):
         choice = wait_for_choice(page, "paper-size")
-        # Measured on this machine: WASM in the browser against native PyTorch on the server.
-        assert choice["browserMs"] > 300 and choice["serverMs"] is not None, choice
+        # Measured on this machine: WASM in the browser against native PyTorch on the server
+        # (both measured; no fixed speed here: 296 ms in the browser on an AVX512-BF16 EPYC).
+        assert choice["browserMs"] is not None and choice["serverMs"] is not None, choice
         expected = "browser" if choice["browserMs"] <= choice["serverMs"] else "server"
         assert choice["where"] == expected, choice
         assert choice["where"] == "server", f"WASM beat native PyTorch on the same CPU: {choice}"
