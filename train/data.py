@@ -280,13 +280,7 @@ class PairedDataset(Dataset):
             try:
                 a, b = self._load(self.samples[i])
             except _UnreadableError as e:
-                self._failed.add(i)
-                self.skipped.append((str(e.path), e.reason))
-                warnings.warn(
-                    f"could not read {e.path} ({e.reason}); using the next example in its place "
-                    "and skipping this file for the rest of the run",
-                    stacklevel=2,
-                )
+                _skip_for_the_run(self, i, e, "example", stacklevel=2)
                 continue
             a_t, b_t = self._transform(_to_tensor(a), _to_tensor(b))
             a_t, b_t = _to_unit_range(a_t), _to_unit_range(b_t)
@@ -525,13 +519,7 @@ class UnpairedDataset(Dataset):
             try:
                 img = _read_rgb(files[i], (self._decode_size, self._decode_size))
             except _UnreadableError as e:
-                self._failed.add((side, i))
-                self.skipped.append((str(e.path), e.reason))
-                warnings.warn(
-                    f"could not read {e.path} ({e.reason}); using the next image in its place "
-                    "and skipping this file for the rest of the run",
-                    stacklevel=3,
-                )
+                _skip_for_the_run(self, (side, i), e, "image", stacklevel=3)
                 continue
             img = _with_channels(img, self._channels[side])
             tensor = self._transform(_to_tensor(img))
@@ -733,6 +721,20 @@ def _read_rgb(path: Path, min_size: tuple[int, int]) -> Image.Image:
         return imageio.decode_image(path, min_size=min_size).image
     except Exception as e:  # see _decode_problem
         raise _UnreadableError(path, f"{type(e).__name__}: {e}") from e
+
+
+def _skip_for_the_run(
+    dataset: Dataset, key: object, error: _UnreadableError, what: str, *, stacklevel: int
+) -> None:
+    """Mark an item that failed to load during training: never tried again, listed in the
+    dataset's ``skipped``, and one warning naming the file (the next item takes its place)."""
+    dataset._failed.add(key)
+    dataset.skipped.append((str(error.path), error.reason))
+    warnings.warn(
+        f"could not read {error.path} ({error.reason}); using the next {what} in its place "
+        "and skipping this file for the rest of the run",
+        stacklevel=stacklevel + 1,
+    )
 
 
 def _check_options(
