@@ -463,7 +463,9 @@ def test_a_big_model_stays_on_the_server_on_a_small_device(page, server) -> None
         assert "this page loads on a device this size" in choice["reason"], choice
         memory = other.evaluate("p2pSharedEngine.memory()")
         assert memory["models"] == [] and memory["heldBytes"] == 0, memory
-        assert memory["created"] == memory["released"] == 1, memory  # the warm-up session only
+        # Every session made was released: at most the runtime's warm-up session, which may not
+        # have been made yet when the choice is read (a race seen once in CI).
+        assert memory["created"] == memory["released"] <= 1, memory
         assert_no_problems(other)
     finally:
         context.close()
