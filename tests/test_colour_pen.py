@@ -157,10 +157,19 @@ def test_the_colour_pen_and_its_controls(tiny) -> None:
     # Dabs 6 to 24 px wide at 256 px (radius 3 to 12, as the model learnt): 3 to 12 at 128 px.
     assert (size.get_attribute("min"), size.get_attribute("max")) == ("3", "12")
     set_value(size, "10")
+    palette = page.locator(f"{CANVAS} .p2p-palette")
+    assert palette.get_attribute("data-resting") == "false"
     tool(page, "pen").click()
     assert size.input_value() == pen_width
+    # With the pen in hand the colour pen's swatch stays chosen but does not look active.
+    assert palette.get_attribute("data-resting") == "true"
+    chosen = swatch(page, "blue")
+    assert chosen.get_attribute("aria-checked") == "true"
+    assert chosen.evaluate("b => getComputedStyle(b).outlineStyle") == "dashed"
+    assert float(chosen.evaluate("b => getComputedStyle(b).opacity")) < 1
     tool(page, "dab").click()
     assert size.input_value() == "10"
+    assert chosen.evaluate("b => getComputedStyle(b).outlineStyle") == "solid"
 
     # A dab lands in the drawing in its colour, and is sent that way.
     draw_square(page)

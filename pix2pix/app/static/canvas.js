@@ -282,6 +282,9 @@ function pix2pixCanvas(element, props, server, watch) {
     for (const b of toolsEl.querySelectorAll('button')) {
       b.setAttribute('aria-pressed', String(b.dataset.tool === id));
     }
+    // The colour pen's chosen swatch stays marked, but as a resting choice while another tool
+    // draws: it only looks active when the colour pen is the tool in hand.
+    paletteEl.dataset.resting = String(Boolean(st.hints) && id !== 'dab');
     const [lo, hi, step] = sizes(id);
     sizeInput.min = lo; sizeInput.max = hi; sizeInput.step = step;
     setWidth(st.widths[widthKey(id)]);
