@@ -42,7 +42,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_the_real_registry_is_valid_and_lists_bundled_models_first() -> None:
     registry = load_registry(DEFAULT_REGISTRY)
     ids = registry.ids
-    assert ids[:7] == [
+    assert ids[:11] == [
         "lineart2color",  # the app's default: first
         "sketch2product",
         "facades-patch1",
@@ -50,10 +50,20 @@ def test_the_real_registry_is_valid_and_lists_bundled_models_first() -> None:
         "facades-patch70",
         "facades-patch286",
         "facades-l1",
+        "facades-cyclegan",  # the CycleGAN pair, each direction beside pix2pix
+        "facades128-pix2pix",
+        "facades-cyclegan-back",
+        "facades128-pix2pix-back",
     ]
     assert registry.get("lineart2color").pen == 7  # the training line art's width at 256 px
-    assert all(e.is_local for e in registry.models[:7])
-    assert not any(e.is_local for e in registry.models[7:])
+    assert all(e.is_local for e in registry.models[:11])
+    assert not any(e.is_local for e in registry.models[11:])
+    cycle = [registry.get(i) for i in ("facades-cyclegan", "facades-cyclegan-back")]
+    assert cycle[0].source == cycle[1].source  # one folder, both generators
+    assert [e.overrides["direction"] for e in cycle] == ["AtoB", "BtoA"]
+    for group in ("labels → facade", "facade → labels"):
+        members = registry.groups[f"CycleGAN vs pix2pix: {group} (128 px)"]
+        assert [e.variant for e in members] == ["CycleGAN (unpaired)", "pix2pix (paired)"]
     study = registry.groups["facades patch-size study"]
     assert [e.variant for e in study] == [
         "1×1 PixelGAN",
@@ -255,7 +265,11 @@ def test_store_loads_what_it_can_and_says_why_not(tmp_path: Path) -> None:
     out = store.translate("test-labels-a", label_image(300).resize((300, 150)))
     assert out.size == (128, 64)  # long side scaled to the training size, aspect kept
     results, skipped = store.compare("test group", label_image(128))
-    assert [s.entry.variant for s, _ in results] == ["1x1 variant", "70x70 variant", "L1 variant"]
+    assert [s.entry.variant for s, _, _ in results] == [
+        "1x1 variant",
+        "70x70 variant",
+        "L1 variant",
+    ]
     assert skipped == []
 
 

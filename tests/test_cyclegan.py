@@ -189,6 +189,8 @@ def test_the_run_saves_both_directions_with_domains_samples_and_a_card(straight:
     assert forward.task.translates() == "A -> B (horse -> zebra stripes)"
     assert backward.task.translates() == "B -> A (zebra stripes -> horse)"
     assert forward.task.method == "cyclegan" and forward.task.train_size == 32
+    # Each generator takes its own domain: no --input-kind given for A, B's defaults to photo.
+    assert forward.task.input_kind is None and backward.task.input_kind == "photo"
     assert "10 x cycle L1 + 0.5 x 10 x identity L1" in forward.task.notes
     assert hub.holds_both_directions(straight) and not hub.holds_both_directions(straight / "BtoA")
     card = (straight / "README.md").read_text()
@@ -205,6 +207,85 @@ def test_pix2pix_only_options_are_refused(horse2zebra: Path, capsys) -> None:
         run("--data", horse2zebra, "--out", "x", *TINY, "--lambda-l1", "10", "--direction", "BtoA")
     err = capsys.readouterr().err
     assert "--lambda-l1 (there is no paired target" in err and "--direction" in err
+
+
+def _aligned_pairs(root: Path, split: str, count: int) -> None:
+    """``count`` aligned A|B images: A a flat colour per pair, B a smooth image."""
+    folder = root / split
+    folder.mkdir(parents=True)
+    for i in range(count):
+        both = Image.new("RGB", (80, 40), (i * 40, 0, 255 - i * 40))
+        both.paste(_smooth(100 + i, 40), (40, 0))
+        both.save(folder / f"p{i}.png")
+
+
+def test_unpaired_split_breaks_training_pairs_and_keeps_test_pairs(tmp_path: Path) -> None:
+    from train.datasets import unpaired
+
+    src = tmp_path / "labels2photo"
+    _aligned_pairs(src, "train", 6)
+    _aligned_pairs(src, "test", 2)
+    (src / "classes.json").write_text('{"names": ["a"], "palette": [[0, 0, 255]]}')
+    out = tmp_path / "unpaired"
+    unpaired.main(["--data", str(src), "--out", str(out)])
+    a_names = sorted(p.stem for p in (out / "trainA").iterdir())
+    b_names = sorted(p.stem for p in (out / "trainB").iterdir())
+    assert len(a_names) == len(b_names) == 6 and not set(a_names) & set(b_names)
+    # Every A side is there once, under a name that says nothing of its pair.
+    firsts = sorted(np.asarray(Image.open(out / "trainA" / f"{n}.png"))[0, 0, 0] for n in a_names)
+    assert firsts == [i * 40 for i in range(6)]
+    # Test pairs keep their names and are the two halves of the source image.
+    for name in ("p0", "p1"):
+        both = np.asarray(Image.open(src / "test" / f"{name}.png"))
+        assert np.array_equal(np.asarray(Image.open(out / "testA" / f"{name}.png")), both[:, :40])
+        assert np.array_equal(np.asarray(Image.open(out / "testB" / f"{name}.png")), both[:, 40:])
+    assert (out / "classes.json").read_text() == (src / "classes.json").read_text()
+    assert "unpaired, renamed" in (out / "README.md").read_text()
+
+    disjoint = tmp_path / "disjoint"
+    unpaired.main(["--data", str(src), "--out", str(disjoint), "--disjoint"])
+    a_first = {np.asarray(Image.open(p))[0, 0, 0] for p in (disjoint / "trainA").iterdir()}
+    assert a_first == {0, 40, 80}  # A of the first half only; B of the other half
+    assert len(list((disjoint / "trainB").iterdir())) == 3
+    with pytest.raises(SystemExit):  # never writes into a folder that has files
+        unpaired.main(["--data", str(src), "--out", str(out)])
+
+
+def test_a_labels_photo_run_records_each_generators_input_and_the_palette(
+    tmp_path: Path,
+) -> None:
+    from train.datasets import unpaired
+
+    src = tmp_path / "facades"
+    _aligned_pairs(src, "train", 4)
+    (src / "classes.json").write_text('{"names": ["a", "b"], "palette": [[0, 0, 255], [9, 9, 9]]}')
+    data = tmp_path / "unpaired"
+    unpaired.main(["--data", str(src), "--out", str(data)])
+    out = tmp_path / "run"
+    argv = ["--data-a", data / "trainA", "--data-b", data / "trainB", "--out", out, *TINY]
+    assert run(*argv, "--max-steps", "1", "--input-kind", "labels") == 0
+    forward, backward = load_generator(out), load_generator(out, direction="BtoA")
+    assert (forward.task.input_kind, backward.task.input_kind) == ("labels", "photo")
+    for task in (forward.task, backward.task):
+        assert task.palette == [[0, 0, 255], [9, 9, 9]] and task.class_names == ["a", "b"]
+
+    # pix2pix-convert keeps the pair: both directions, each with its own input kind.
+    from pix2pix import convert
+
+    converted = tmp_path / "converted"
+    argv = [str(out), str(converted), "--fp16", "--input-kind-b", "edges", "--license", "mit"]
+    assert convert.main(argv) == 0
+    forward2 = load_generator(converted)
+    backward2 = load_generator(converted, direction="BtoA")
+    assert (forward2.task.input_kind, backward2.task.input_kind) == ("labels", "edges")
+    assert forward2.task.license == backward2.task.license == "mit"
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert (backward2(x) - backward(x)).abs().max() < 0.05
+    single = tmp_path / "single"
+    assert convert.main([str(out), str(single), "--direction", "BtoA"]) == 0
+    assert not hub.holds_both_directions(single)
+    assert load_generator(single).task.direction == "BtoA"
 
 
 # --------------------------------------------------------------------------------------------

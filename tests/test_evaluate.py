@@ -424,3 +424,44 @@ def test_seeded_metrics_do_not_depend_on_the_batch_size(workspace: dict[str, Pat
     assert [r["name"] for r in one] == [r["name"] for r in four]
     for a, b in zip(one, four, strict=True):
         assert a["l1"] == pytest.approx(b["l1"], abs=1e-4), (a, b)
+
+
+def _fixed_output(colour: list[int] | None) -> torch.nn.Module:
+    """A 1x1 convolution that copies its input (``None``) or paints every pixel ``colour``."""
+    conv = torch.nn.Conv2d(3, 3, 1)
+    with torch.no_grad():
+        if colour is None:
+            conv.weight.copy_(torch.eye(3)[:, :, None, None])
+            conv.bias.zero_()
+        else:
+            conv.weight.zero_()
+            conv.bias.copy_(torch.tensor(colour, dtype=torch.float32) / 127.5 - 1)
+    return conv
+
+
+def test_label_scores_compare_output_classes_with_the_target_label_maps(
+    workspace: dict[str, Path], tmp_path: Path
+) -> None:
+    # Label maps on both sides (A|A): copying the input is a perfect photo -> labels model;
+    # painting everything class 1 is right exactly on class 1's pixels.
+    data = tmp_path / "labels2labels"
+    (data / "test").mkdir(parents=True)
+    class_one = total = 0
+    for path in sorted((workspace["data"] / "test").iterdir()):
+        labels = np.asarray(Image.open(path))[:, :SIZE]
+        Image.fromarray(np.concatenate([labels, labels], axis=1)).save(data / "test" / path.name)
+        class_one += int((labels == PALETTE[1]).all(-1).sum())
+        total += SIZE * SIZE
+    (data / "classes.json").write_text(json.dumps({"class_names": NAMES, "palette": PALETTE}))
+    common = {"size": SIZE, "device": "cpu", "progress": False, "label_scores": True}
+    perfect = evaluate.evaluate(_fixed_output(None), data, **common)["label_scores"]
+    assert perfect["pixel_accuracy"] == 1.0 and perfect["mean_class_iou"] == 1.0
+    assert perfect["palette"] == str(data / "classes.json") and perfect["num_classes"] == 3
+    flat = evaluate.evaluate(_fixed_output(PALETTE[1]), data, **common)["label_scores"]
+    assert flat["pixel_accuracy"] == pytest.approx(class_one / total)
+    assert flat["mean_class_accuracy"] == pytest.approx(1 / 3)  # all three classes present
+    plain = evaluate.evaluate(_fixed_output(None), data, size=SIZE, device="cpu", progress=False)
+    assert plain["label_scores"] is None
+    assert "label map per-pixel accuracy" in evaluate.format_table(
+        evaluate.evaluate(_fixed_output(None), data, **common)
+    )

@@ -1,7 +1,8 @@
 """Evaluate a generator on a dataset split: L1, PSNR, SSIM, FCN-score and FID.
 
     python -m train.evaluate --model SOURCE --data DIR [--split test] [--direction AtoB|BtoA]
-        [--size 256] [--out DIR] [--segmenter DIR] [--palette-from MODEL|classes.json]
+        [--size 256] [--out DIR] [--segmenter DIR] [--label-scores]
+        [--palette-from MODEL|classes.json]
         [--fid-weights PATH] [--seed N] [--limit N] [--batch-size 8] [--device D]
         [--precision fp32]
 
@@ -26,6 +27,10 @@ the split's inputs resized to ``--size`` (``PairedDataset(train=False)``). Its o
   gives per-pixel accuracy, per-class accuracy and class IoU, each class mean taken over the classes
   present in the ground truth. The same figures for the real target photos are the upper bound
   (the paper's "ground truth" row).
+- Label scores (``--label-scores``, for generators whose outputs are label maps: photo ->
+  labels, the CycleGAN paper's Table 2 protocol): each output pixel and each target pixel takes
+  the class of the nearest palette colour; one confusion matrix over the split gives the same
+  three figures as the FCN-score, output against target label map.
 - FID (Inception weights given): Fréchet distance between the 2048-d pool3 features of
   torchvision's ``inception_v3`` on generated and real target images resized to 299x299.
 
@@ -219,6 +224,7 @@ def evaluate(
     segmenter: str | os.PathLike | None = None,
     classifier: str | os.PathLike | None = None,
     palette_from: str | os.PathLike | None = None,
+    label_scores: bool = False,
     fid_weights: str | os.PathLike | None = None,
     seed: int | None = None,
     limit: int | None = None,
@@ -285,6 +291,11 @@ def evaluate(
             seg, palette, palette_where = _fcn_setup(
                 segmenter, palette_from, generator, data_root, translator.device
             )
+        label_palette = label_where = None
+        if label_scores:
+            label_palette, label_where = resolve_palette(palette_from, generator, data_root)
+        label_confusion = torch.zeros(len(label_palette or ()), len(label_palette or ()))
+        label_confusion = label_confusion.long()
         clf = clf_config = None
         if classifier is not None:
             clf, clf_config = load_classifier(classifier)
@@ -335,6 +346,10 @@ def evaluate(
                         x = _resize_images(as_rgb(images), seg_size)
                         pred = seg(x.to(translator.device)).argmax(1).cpu()
                         confusion[key] += metrics.confusion_matrix(pred, labels, num_classes)
+            if label_palette is not None:
+                predicted, _ = label_indices(as_rgb(generated), label_palette)
+                truth, _ = label_indices(as_rgb(targets), label_palette)
+                label_confusion += metrics.confusion_matrix(predicted, truth, len(label_palette))
             if clf is not None:
                 truth = torch.tensor([class_of[name] for name in batch["name"]])
                 with torch.no_grad():
@@ -392,6 +407,14 @@ def evaluate(
     else:
         results["fcn"] = None
         results["fcn_note"] = "skipped: no --segmenter given"
+    results["label_scores"] = None
+    if label_palette is not None:
+        results["label_scores"] = {
+            "palette": label_where,
+            "num_classes": len(label_palette),
+            "labels": f"the target side ({'B' if direction == 'AtoB' else 'A'}) of the dataset",
+            **metrics.segmentation_scores(label_confusion),
+        }
     results["classification"] = None
     if clf is not None:
         results["classification"] = {
@@ -535,6 +558,14 @@ def format_table(results: dict[str, Any]) -> str:
             lines.append(f"{name:<40}{fcn['generated'][key]:>12.4f}{fcn['real'][key]:>12.4f}")
     else:
         lines.append(f"FCN-score {results['fcn_note']}")
+    scores = results.get("label_scores")
+    if scores is not None:
+        for key, name in (
+            ("pixel_accuracy", "label map per-pixel accuracy"),
+            ("mean_class_accuracy", "label map per-class accuracy"),
+            ("mean_class_iou", "label map class IoU"),
+        ):
+            lines.append(f"{name:<40}{scores[key]:>12.4f}")
     cls = results.get("classification")
     if cls is not None:
         name = "classifier accuracy"
@@ -610,6 +641,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--palette-from", default=None, help="classes.json or a generator with task.palette"
     )
     p.add_argument(
+        "--label-scores",
+        action="store_true",
+        help="the outputs are label maps (photo -> labels): score their classes against the "
+        "targets' through the palette",
+    )
+    p.add_argument(
         "--fid-weights", default=None, help=f"inception_v3 state dict (default: ${FID_ENV})"
     )
     p.add_argument("--seed", type=int, default=None, help="dropout noise seed (default: off)")
@@ -636,6 +673,7 @@ def main(argv: list[str] | None = None) -> int:
             segmenter=args.segmenter,
             classifier=args.classifier,
             palette_from=args.palette_from,
+            label_scores=args.label_scores,
             fid_weights=fid_weights,
             seed=args.seed,
             limit=args.limit,

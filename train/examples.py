@@ -3,7 +3,8 @@
     python -m train.examples --out examples
 
 - ``examples/facades/``: label maps drawn by the procedural facades generator with seeds that
-  are not in its train/val/test splits (seed 1, sample indices 0..3 of its test stream).
+  are not in its train/val/test splits (seed 1, sample indices 0..3 of its test stream);
+  ``examples/facade-photos/``: the photos of the same facades, for the photo -> labels models.
 - ``examples/lineart/``: OpenMoji line art from the *test* split of ``train/datasets/openmoji.py``
   (its ``HOLDOUT`` drawings: never trained on), for the line-art -> colour model. OpenMoji
   (openmoji.org), CC BY-SA 4.0.
@@ -47,14 +48,16 @@ the same licence.
 """
 
 
-def facades(out: Path) -> list[Path]:
-    """Label maps of unseen procedural facades."""
+def facades(out: Path, photos_out: Path) -> list[Path]:
+    """Label maps of unseen procedural facades, and their photos."""
     out.mkdir(parents=True, exist_ok=True)
+    photos_out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(COUNT):
-        labels, _ = synthetic_facades.generate_pair(synthetic_facades.sample_rng(1, "test", i))
-        paths.append(out / f"facade-{i}.png")
-        labels.save(paths[-1])
+        labels, photo = synthetic_facades.generate_pair(synthetic_facades.sample_rng(1, "test", i))
+        paths += [out / f"facade-{i}.png", photos_out / f"facade-{i}.png"]
+        labels.save(paths[-2])
+        photo.save(paths[-1])
     return paths
 
 
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--openmoji", type=Path, default=Path("data/openmoji"), help="built dataset")
     args = p.parse_args(argv)
     made = line_art(args.out / "lineart", args.openmoji)
-    made += facades(args.out / "facades")
+    made += facades(args.out / "facades", args.out / "facade-photos")
     made += sketches(args.out / "sketch2product", args.out / "photos", args.fashion_source)
     (args.out / "README.md").write_text(README)
     print(json.dumps([str(p) for p in made], indent=1))

@@ -39,7 +39,6 @@ from train import regions as R
 from train.hints import paint_dab
 from train.report_lineart import grid
 
-BEGIN, END = "<!-- colour:begin -->", "<!-- colour:end -->"
 DAB_RADIUS = 6.0
 # Concepts shown first in the grid (the product's headline: cats and shoes), then a spread.
 GRID_FIRST = ("cat-face", "running-shoe", "high-heeled-shoe", "handbag", "house", "automobile")
@@ -268,12 +267,14 @@ def table(scores: dict[str, Scores], models: list[str]) -> str:
     return "\n".join(lines)
 
 
-def replace_section(results: Path, text: str) -> None:
-    """Put ``text`` between the colour markers of ``results`` (appended when there are none)."""
+def replace_section(results: Path, text: str, *, name: str = "colour") -> None:
+    """Put ``text`` between the ``<!-- NAME:begin -->`` and ``<!-- NAME:end -->`` markers of
+    ``results`` (the section is appended when the markers are not there)."""
     old = results.read_text(encoding="utf-8") if results.is_file() else ""
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) :]
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{text.rstrip()}\n{end}"
+    if begin in old and end in old:
+        new = old[: old.index(begin)] + block + old[old.index(end) + len(end) :]
     else:
         new = old.rstrip("\n") + "\n\n" + block + "\n"
     results.write_text(new, encoding="utf-8")

@@ -33,7 +33,7 @@ from pix2pix import edges as edge_maps
 from pix2pix.app.gpu import on_gpu, zero_gpu
 from pix2pix.app.imaging import fit_long_side, snap_to_palette
 from pix2pix.app.registry import ModelEntry, Registry
-from pix2pix.hub import TaskInfo, load_generator
+from pix2pix.hub import TaskInfo, holds_both_directions, load_generator
 from pix2pix.inference import Translator, best_device
 
 log = logging.getLogger("pix2pix.app")
@@ -68,6 +68,9 @@ class ServedModel:
     # their hashes): the translator's own model on a CPU host, a copy made before the move to the
     # device elsewhere (on ZeroGPU the device copy may only be touched inside a GPU call).
     cpu_model: nn.Module
+    # A CycleGAN model's generator for the other direction (F for this G), for the cycle view
+    # F(G(x)); None for a model that holds one generator.
+    reverse: Translator | None = None
 
     @property
     def kind(self) -> str:
@@ -238,7 +241,18 @@ class ModelStore:
         if entry.is_local and not Path(entry.source).exists():
             shown = _relative(Path(entry.source), self.registry.path.parent)
             raise FileNotFoundError(f"{shown} not found")
-        model = load_generator(entry.source, revision=entry.revision)
+        # A CycleGAN source holds both generators: the entry's direction picks one, and the
+        # other comes along for the cycle view. Of a single generator, a registry direction only
+        # describes it (an override of its metadata, as the other keys are).
+        direction = entry.overrides.get("direction")
+        pair = holds_both_directions(entry.source, revision=entry.revision)
+        model = load_generator(
+            entry.source, revision=entry.revision, direction=direction if pair else None
+        )
+        back = None
+        if pair:
+            other = "BtoA" if model.task.direction == "AtoB" else "AtoB"
+            back = load_generator(entry.source, revision=entry.revision, direction=other)
         task = dataclasses.replace(model.task, **entry.overrides)
         if task.input_kind is None:
             raise ValueError("its config has no input kind; set 'input' in the registry")
@@ -263,7 +277,11 @@ class ModelStore:
             # Not on ZeroGPU: there it would run on the CPU under emulation and warm nothing.
             translator(Image.new("RGB", (size, size), "white"))
         cpu_model = translator.model if cpu_model is None else cpu_model
-        return ServedModel(entry, task, size, translator, model.architecture, cpu_model)
+        reverse = None
+        if back is not None:  # PyTorch's rule-of-thumb path: it runs only for the cycle view
+            reverse = Translator(back, device=self.device, precision=self.precision,
+                                 norm=entry.norm, backend="torch")  # fmt: skip
+        return ServedModel(entry, task, size, translator, model.architecture, cpu_model, reverse)
 
     # ----------------------------------------------------------------------------------------
     # Queries
@@ -313,12 +331,34 @@ class ModelStore:
     def translate(self, model_id: str, image: Image.Image, seed: int | None = None) -> Image.Image:
         """Run one model on one image (after the input policy of :meth:`ServedModel.prepare`)."""
         self.get(model_id)  # the error for an unknown or unavailable model, before the GPU call
-        return _run(self.key, [model_id], image, seed)[0]
+        return _run(self.key, [model_id], image, seed)[0][0]
+
+    def cycle(
+        self, model_id: str, image: Image.Image, seed: int | None = None
+    ) -> tuple[Image.Image, Image.Image]:
+        """A CycleGAN model's G(x) and the cycle back F(G(x)) (the CycleGAN paper's Figure 1
+        idea: how much of x survives the round trip); ModelError for a model without a reverse
+        generator."""
+        served = self.get(model_id)
+        if served.reverse is None:
+            cycles = [e.id for e in self.registry.models if (s := self.served(e.id)) and s.reverse]
+            raise ModelError(
+                f"model {model_id!r} holds one generator, so it has no cycle F(G(x)); CycleGAN "
+                f"models that do: {', '.join(cycles) or 'none ready'}"
+            )
+        output, back = _run(self.key, [model_id], image, seed, cycle=True)[0]
+        assert back is not None
+        return output, back
 
     def compare(
         self, group: str, image: Image.Image, seed: int | None = None
-    ) -> tuple[list[tuple[ServedModel, Image.Image]], list[tuple[ModelEntry, str]]]:
-        """Run every ready variant of ``group`` on ``image``; returns (results, skipped+reason)."""
+    ) -> tuple[
+        list[tuple[ServedModel, Image.Image, Image.Image | None]], list[tuple[ModelEntry, str]]
+    ]:
+        """Run every ready variant of ``group`` on ``image``; returns (results, skipped+reason).
+
+        Each result is (model, G(x), F(G(x))): the cycle back is there for CycleGAN models (the
+        ones with a reverse generator), None for the others."""
         ready, skipped = [], []
         for entry in self.group(group):
             served = self.served(entry.id)
@@ -326,8 +366,9 @@ class ModelStore:
                 skipped.append((entry, self.status(entry.id).reason or "loading"))
             else:
                 ready.append(served)
-        outputs = _run(self.key, [s.entry.id for s in ready], image, seed) if ready else []
-        return list(zip(ready, outputs, strict=True)), skipped
+        ids = [s.entry.id for s in ready]
+        outputs = _run(self.key, ids, image, seed, cycle=True) if ready else []
+        return [(s, out, back) for s, (out, back) in zip(ready, outputs, strict=True)], skipped
 
 
 # ZeroGPU runs @on_gpu functions in a worker process and pickles their arguments and results, so
@@ -337,14 +378,26 @@ _STORES: weakref.WeakValueDictionary[str, ModelStore] = weakref.WeakValueDiction
 
 @on_gpu()
 def _run(
-    store_key: str, model_ids: list[str], image: Image.Image, seed: int | None
-) -> list[Image.Image]:
-    """Each model on ``image`` (one batch per model, all in one call)."""
+    store_key: str,
+    model_ids: list[str],
+    image: Image.Image,
+    seed: int | None,
+    *,
+    cycle: bool = False,
+) -> list[tuple[Image.Image, Image.Image | None]]:
+    """Each model on ``image`` (one batch per model, all in one call): (G(x), F(G(x)) or None).
+
+    With ``cycle``, a model with a reverse generator also runs it on its own output, as the
+    CycleGAN paper's cycle does (the raw output, not snapped to a palette)."""
     store = _STORES[store_key]
     outputs = []
     for model_id in model_ids:
         served = store.get(model_id)
-        outputs.append(served.translator([served.prepare(image)], seed=seed)[0])
+        output = served.translator([served.prepare(image)], seed=seed)[0]
+        back = None
+        if cycle and served.reverse is not None:
+            back = served.reverse([output], seed=seed)[0]
+        outputs.append((output, back))
     return outputs
 
 

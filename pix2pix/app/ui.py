@@ -215,7 +215,9 @@ class App:
             image: the input, as the group's models take it.
             group: a group name (see /models).
         Returns:
-            The variants' images, each captioned with its label and receptive field.
+            The variants' images, each captioned with its label and receptive field. A group
+            with a CycleGAN model starts with the input x, and each CycleGAN output G(x) is
+            followed by the cycle back F(G(x)) (the CycleGAN paper's Figure 1 idea).
         """
         with user_errors():
             entries = self.store.group(group)
@@ -225,11 +227,21 @@ class App:
             gr.Warning("Not shown: " + "; ".join(f"{e.label} ({reason})" for e, reason in skipped))
         if not results:
             raise gr.Error(f"no model of group {group!r} is ready ({len(entries)} listed)")
-        return [(self.files.save(output), caption(served)) for served, output in results]
+        shown: list[tuple[str, str]] = []
+        cycles = [served for served, _, back in results if back is not None]
+        if cycles:  # x as the models see it (their size; a label map on their palette)
+            shown.append((self.files.save(cycles[0].prepare(picture)), "x: the input"))
+        for served, output, back in results:
+            shown.append((self.files.save(output), caption(served)))
+            if back is not None:
+                shown.append((self.files.save(back), "F(G(x)): the cycle back to x"))
+        return shown
 
     def _comparison(
         self, group: str, picture: Image.Image
-    ) -> tuple[list[tuple[ServedModel, Image.Image]], list[tuple[ModelEntry, str]]]:
+    ) -> tuple[
+        list[tuple[ServedModel, Image.Image, Image.Image | None]], list[tuple[ModelEntry, str]]
+    ]:
         """``store.compare``, remembered for the last few inputs (the seed is fixed, so the same
         input gives the same images): the Compare tab's examples are computed once per process,
         not once per visitor who opens the tab."""
@@ -808,9 +820,12 @@ def _visible(shown: bool) -> Any:
 
 
 def caption(served: ServedModel) -> str:
-    """A Compare caption: the variant label and the discriminator's receptive field."""
+    """A Compare caption: the variant label and the discriminator's receptive field (a CycleGAN
+    model's G(x) says so: its discriminators see the output alone, no pairs)."""
     patch = served.task.patch
     field = f"{patch}×{patch} receptive field" if patch else "no patch discriminator"
+    if served.reverse is not None:  # the distinguishing part first: captions are cut short
+        return f"G(x): {served.entry.label} · {field}"
     return f"{served.entry.label} · {field}"
 
 
@@ -835,6 +850,17 @@ stay on as the noise *z*: each seed here gives a different, reproducible variati
 
 Paper: Phillip Isola, Jun-Yan Zhu, Tinghui Zhou, Alexei A. Efros, *Image-to-Image Translation with
 Conditional Adversarial Networks*, CVPR 2017, [arXiv:1611.07004]({paper}).
+
+### And CycleGAN?
+CycleGAN learns the same kind of translation without pairs: from two separate sets of images (label
+maps in one, facade photos in the other). It trains two generators, G from A to B and F back, and
+asks that F(G(x)) come back to x (the *cycle loss*), since no target says what G(x) should be. The
+Compare tab shows x, G(x) and the cycle back F(G(x)) beside pix2pix trained on the pairs: the
+bundled facades pair was trained both ways on the same data and budget.
+
+Paper: Jun-Yan Zhu, Taesung Park, Phillip Isola, Alexei A. Efros, *Unpaired Image-to-Image
+Translation using Cycle-Consistent Adversarial Networks*, ICCV 2017,
+[arXiv:1703.10593](https://arxiv.org/abs/1703.10593).
 
 ### Models
 """
