@@ -111,7 +111,9 @@ def bench_inference(
         with torch.no_grad():
             baseline_model(x)
 
-    translate = Translator(model, device="cpu")
+    # The app's auto: the compiled candidates are measured too (default_candidates(compiled=True)).
+    app_candidates = backends.default_candidates(torch.device("cpu"), compiled=True)
+    translate = Translator(model, device="cpu", candidates=app_candidates)
     eager = Translator(model, device="cpu", backend="eager")
     fns = {"baseline": baseline_forward, "ours": lambda: translate(image),
            "ours_eager": lambda: eager(image)}  # fmt: skip
@@ -161,7 +163,10 @@ def bench_backends(name: str, model: Pix2PixGenerator, size: int) -> dict:
     start = time.perf_counter()
     choice, _ = backends.select(ctx, cands)  # what Translator(backend="auto") does, cached
     seconds = time.perf_counter() - start
-    translate = Translator(model, device="cpu")  # auto: reads the choice from the cache
+    # auto as the app runs it: reads the choice just made from the cache
+    translate = Translator(
+        model, device="cpu", candidates=backends.default_candidates(ctx.device, compiled=True)
+    )
     translate.run(backends.test_input(ctx.shape), seed=None)
     return {
         "model": name,
@@ -374,7 +379,8 @@ def machine_kind(info: dict) -> str:
 
 
 def backend_lines(results: dict) -> list[str]:
-    """Markdown: each model's candidates (p50 / p95 / PSNR) and auto's pick; the export check."""
+    """Markdown: each model's candidates (p50 / p95 / PSNR / time to build: for the compiled
+    candidates, the compilation) and auto's pick; the export check."""
     lines = []
     for r in results.get("backends", []):
         lines += [
@@ -382,8 +388,9 @@ def backend_lines(results: dict) -> list[str]:
             f"### Backends: {r['model']} at {r['size']} px, batch 1 (`auto` picked "
             f"**{r['auto']}**; measuring took {r['measure_seconds']:.1f} s)",
             "",
-            "| candidate | status | p50 (ms) | p95 (ms) | vs fp32 eager | PSNR vs fp32 (dB) | note |",
-            "|---|---|---|---|---|---|---|",
+            "| candidate | status | p50 (ms) | p95 (ms) | vs fp32 eager | PSNR vs fp32 (dB) "
+            "| build (s) | note |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         base = next(c for c in r["candidates"] if c["name"] == backends.BASELINE)["p50_ms"]
         for c in r["candidates"]:
@@ -394,7 +401,7 @@ def backend_lines(results: dict) -> list[str]:
             speed = None if c["p50_ms"] is None else base / c["p50_ms"]
             cells = [c["name"], c["status"], num(c["p50_ms"], ".1f"), num(c["p95_ms"], ".1f"),
                      num(speed, ".2f") + ("x" if speed else ""), num(c["psnr_db"], ".1f"),
-                     c["note"].replace("|", "/")]  # fmt: skip
+                     num(c.get("build_s"), ".1f"), c["note"].replace("|", "/")]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
     if "export" in results:
         lines += [

@@ -4,9 +4,32 @@ A *candidate* is one way to run a generator in the paper's test mode with dropou
 eager fp32, PyTorch with convolution weights packed for oneDNN (``pix2pix.onednn``), bf16 weights
 in channels-last layout (only where the CPU computes bf16 natively: ``avx512_bf16`` or
 ``amx_bf16``), ONNX Runtime and OpenVINO (when installed: ``pip install pix2pix-studio[fast]``;
-both run the file ``pix2pix.export`` writes), and on CUDA fp16 weights in channels-last layout,
-with and without a captured CUDA graph. ``torch.compile`` is not a candidate: its first
-compilation takes longer than an app start may, and ZeroGPU Spaces do not support it.
+both run the file ``pix2pix.export`` writes), the model compiled by ``torch.compile`` (below), and
+on CUDA fp16 weights in channels-last layout, with and without a captured CUDA graph.
+
+Compiled candidates (CPU only): ``inductor-fp32`` everywhere, and ``inductor-bf16-channels-last``
+(bf16 weights, channels-last) where the CPU computes bf16 natively; measurement decides between
+them and the rest. Each is a copy of the model in its test mode, compiled by inductor with
+``freezing`` (weights folded into the graph as constants; convolution weights pre-packed) under
+``torch.inference_mode``, ``fullgraph=True``, ``dynamic=False``, for the one input shape it is
+built for (``Context.shape``; batch 1 at the model's training size, padded to the network's
+multiple, in the app). They are measured where compiling pays: by the app, in the background, and
+where asked for (``default_candidates(device, compiled=True)`` passed as a ``Translator``'s
+``candidates``, or named in ``$PIX2PIX_BACKENDS``), not by default in a command or script whose
+process may only translate a few images. Building it compiles it, on the building thread, by a
+first call: for a
+256-px U-Net on 2 busy AMD EPYC vCPUs, 15-41 s. The app never builds one on a request's thread:
+it measures in the background (``pix2pix.app.service``) and serves on PyTorch's rule-of-thumb path
+until then. What compiling produced (generated C++ and the libraries built from it) is kept in
+``inductor_cache_dir()`` (``<cache>/inductor`` unless ``$TORCHINDUCTOR_CACHE_DIR`` is set), so a
+later start compiles the same model without g++ (5-22 s there); dynamo's tracing and inductor's
+lowering are redone, as inductor does not cache a graph whose constants are pre-packed oneDNN
+tensors. Other shapes never compile: after the build the runner only runs what was compiled (a
+call whose guards fail runs eagerly), and an input of another shape runs the same copy
+uncompiled (bf16) or its packed oneDNN twin (fp32), at eager speed. So the worst case is one
+compilation per runner, whatever the inputs. No C++ compiler (``cxx_compiler``) or a Python that
+``torch.compile`` does not support makes them ``Unavailable``. On CUDA they are not offered: fp16
+and CUDA graphs are measured there, and ZeroGPU Spaces do not support ``torch.compile``.
 
 ``choose`` builds the available candidates, runs each on a test input of the real shape, drops
 those whose output is below ``MIN_PSNR`` dB against fp32 eager, times the rest (each with the
@@ -27,14 +50,18 @@ import copy
 import dataclasses
 import hashlib
 import importlib
+import itertools
 import json
 import logging
 import os
 import platform
+import shutil
 import statistics
+import sys
 import tempfile
 import threading
 import time
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -382,10 +409,137 @@ def _openvino(ctx: Context) -> Runner:
     return run
 
 
+# --------------------------------------------------------------------------------------------
+# Compiled candidates: torch.compile with inductor (CPU)
+# --------------------------------------------------------------------------------------------
+
+INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+COMPILED = ("inductor-fp32", "inductor-bf16-channels-last")
+_inductor_dir_set: str | None = None  # the value this module put into INDUCTOR_CACHE_ENV
+_compiled_ids = itertools.count()
+
+
+def cxx_compiler() -> str | None:
+    """The path of the C++ compiler inductor would call for CPU kernels, or None if there is none.
+
+    The names inductor tries, in its order: ``torch._inductor.config.cpp.cxx`` (``$CXX``, else
+    ``g++``; ``clang++`` on macOS), ``$CXX`` or ``cl`` on Windows. Its other way, downloading GCC
+    with conda (``$TORCH_INDUCTOR_INSTALL_GXX``), is not counted: nothing is downloaded here.
+    """
+    if sys.platform == "win32":
+        names: list[str | None] = [os.environ.get("CXX", "cl")]
+    else:
+        from torch._inductor import config
+
+        cxx = config.cpp.cxx
+        names = list(cxx) if isinstance(cxx, list | tuple) else [cxx]
+    for name in names:
+        found = shutil.which(name) if name else None
+        if found:
+            return found
+    return None
+
+
+def inductor_cache_dir() -> Path:
+    """The folder where inductor keeps what compiling produced, made the one it uses.
+
+    ``$TORCHINDUCTOR_CACHE_DIR`` when the user set it; otherwise ``cache_dir() / "inductor"``
+    (under ``$PIX2PIX_CACHE``), written into that variable, which inductor reads on each use: its
+    generated C++ and the libraries built from it are found there by the next start. Inductor
+    writes its own default (a folder in the system's temporary directory) into the variable on
+    first use; that value, or one this function wrote, is not taken for the user's choice.
+    """
+    global _inductor_dir_set
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    current = os.environ.get(INDUCTOR_CACHE_ENV)
+    theirs = current and current != _inductor_dir_set
+    if theirs and os.path.abspath(current) != os.path.abspath(default_cache_dir()):
+        return Path(current)
+    ours = str(cache_dir() / "inductor")
+    os.environ[INDUCTOR_CACHE_ENV] = _inductor_dir_set = ours
+    return Path(ours)
+
+
+def _compiled(ctx: Context, *, bf16: bool) -> Runner:
+    """``ctx.model`` compiled by inductor for ``ctx.shape``, with weights frozen into the graph.
+
+    The compilation happens here, on the calling thread, by a first call on a test input; other
+    shapes never compile (see the module docstring).
+    """
+    if ctx.device.type != "cpu":
+        raise Unavailable(
+            "the compiled candidates are for the CPU: on CUDA fp16 and CUDA graphs are measured, "
+            "and ZeroGPU Spaces do not support torch.compile"
+        )
+    if bf16 and not native_bf16():
+        raise Unavailable("this CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)")
+    if not torch._dynamo.is_dynamo_supported():
+        raise Unavailable(f"torch.compile does not support Python {platform.python_version()}")
+    if cxx_compiler() is None:
+        raise Unavailable(
+            "no C++ compiler for torch.compile (inductor looks for $CXX, else g++; "
+            "install one or set CXX)"
+        )
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    layout = torch.channels_last if bf16 else torch.contiguous_format
+    twin = copy.deepcopy(ctx.model).to(dtype=dtype, memory_format=layout)
+    twin.eval().requires_grad_(False)
+    for m in twin.modules():  # the twin stays in the test mode: nothing else runs it
+        if isinstance(m, networks.BatchNorm2d):
+            m.use_input_stats = ctx.input_stats
+    # Other shapes: the same twin uncompiled (bf16), or its packed oneDNN copy (fp32), which is
+    # what runs before any measurement.
+    fallback = twin if bf16 else onednn.packed_copy(twin)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return twin(x)
+
+    # Dynamo keeps compiled code per code object, and at most config.recompile_limit (8) of them
+    # each: a code object of its own per runner keeps a dozen models compiled in one process
+    # (the app's) from sharing, or exhausting, one list.
+    name = f"pix2pix_compiled_{next(_compiled_ids)}"
+    code = forward.__code__.replace(co_name=name)
+    forward = types.FunctionType(code, forward.__globals__, name, None, forward.__closure__)
+    compiled = torch.compile(forward, fullgraph=True, dynamic=False)
+    shape = tuple(ctx.shape)
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        # Always a new tensor made in inference mode: dynamo's guards tell inference tensors
+        # from others (their dispatch keys differ), and callers pass either.
+        return x.to(dtype=dtype, memory_format=layout, copy=True)
+
+    inductor_cache_dir()
+    # freezing is read while dynamo traces (parameters become constants, guarded by identity)
+    # and while inductor compiles, so it is set around the first call; process-wide, but only
+    # for as long as this compilation runs.
+    with torch._inductor.config.patch(freezing=True), torch.inference_mode():
+        compiled(prepare(test_input(shape).to(ctx.device)))
+    # From here on the runner never compiles: a call whose guards fail runs eagerly.
+    run_only = torch._dynamo.run(compiled)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            module = run_only if tuple(x.shape) == shape else fallback
+            return module(prepare(x)).float()
+
+    return run
+
+
+def _inductor_fp32(ctx: Context) -> Runner:
+    return _compiled(ctx, bf16=False)
+
+
+def _inductor_bf16_channels_last(ctx: Context) -> Runner:
+    return _compiled(ctx, bf16=True)
+
+
 CANDIDATES: tuple[Candidate, ...] = (
     Candidate(BASELINE, _eager),
     Candidate("onednn-fp32", _onednn),
     Candidate("bf16-channels-last", _bf16_channels_last, fp32=False),
+    Candidate("inductor-fp32", _inductor_fp32),
+    Candidate("inductor-bf16-channels-last", _inductor_bf16_channels_last, fp32=False),
     Candidate("onnxruntime", _onnxruntime),
     Candidate("openvino", _openvino, fp32=False),  # bf16 by itself where the CPU has it
     Candidate(BASELINE, _eager, device_type="cuda"),
@@ -395,13 +549,21 @@ CANDIDATES: tuple[Candidate, ...] = (
 NAMES = tuple(dict.fromkeys(c.name for c in CANDIDATES))
 
 
-def default_candidates(device: torch.device) -> list[Candidate]:
-    """The candidates for ``device``'s type, limited by ``$PIX2PIX_BACKENDS`` when set."""
+def default_candidates(device: torch.device, *, compiled: bool = False) -> list[Candidate]:
+    """The candidates for ``device``'s type, limited by ``$PIX2PIX_BACKENDS`` when set.
+
+    The compiled candidates (:data:`COMPILED`) are left out unless ``compiled=True`` or
+    ``$PIX2PIX_BACKENDS`` names them: compiling costs every new process seconds to a minute (its
+    tracing is redone even from inductor's cache), which pays in a long-lived server that
+    measures in the background (the app passes ``compiled=True``), not in a command that
+    translates a few images (``pix2pix-translate``, a ``Translator`` in a script)."""
     wanted = [n.strip() for n in os.environ.get(ENV_CANDIDATES, "").split(",") if n.strip()]
     unknown = sorted(set(wanted) - set(NAMES))
     if unknown:
         raise ValueError(f"{ENV_CANDIDATES} names unknown backends {unknown}; known: {NAMES}")
     found = [c for c in CANDIDATES if c.device_type == device.type]
+    if not compiled:
+        found = [c for c in found if c.name not in COMPILED or c.name in wanted]
     if not found:  # MPS and others: the model's own forward
         found = [Candidate(BASELINE, _eager, device_type=device.type)]
     if wanted:
@@ -637,6 +799,7 @@ def select(
 __all__ = [
     "BASELINE",
     "CANDIDATES",
+    "COMPILED",
     "MIN_PSNR",
     "Candidate",
     "Choice",
@@ -645,7 +808,9 @@ __all__ = [
     "Unavailable",
     "choose",
     "cpu_info",
+    "cxx_compiler",
     "default_candidates",
+    "inductor_cache_dir",
     "machine_key",
     "model_hash",
     "native_bf16",

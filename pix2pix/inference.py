@@ -86,15 +86,18 @@ class Translator:
 
     ``backend="auto"`` (with ``precision`` ``"auto"`` or ``"fp32"``): the way to run is chosen by
     measurement (``pix2pix.backends``: PyTorch eager, packed oneDNN, bf16 channels-last where the
-    CPU has native bf16, ONNX Runtime, OpenVINO; fp16 and CUDA graphs on CUDA) at the first
-    call's input shape, kept if within 40 dB PSNR of fp32 and fastest; the choice is cached on
-    disk, so a later start only builds it. Other shapes reuse it. ``backend`` then names the
-    choice and ``backend_reason`` gives the measurements. Calls with a ``seed`` (dropout noise)
-    run on the PyTorch path, as does ``"auto"`` with precision fp16 / bf16. ``"torch"``: no
-    measuring; on the CPU in fp32, convolutions run on weights packed once into oneDNN's layout
-    (``pix2pix.onednn``), elsewhere the model's own forward. ``"eager"``: the model's own
-    forward; ``"onednn"``: the packed path, failing where it cannot be had; any other name in
-    ``BACKENDS``: that candidate only, failing (``ValueError``) where it cannot run.
+    CPU has native bf16, the model compiled by ``torch.compile`` (which compiles it, on the
+    calling thread, for that shape only), ONNX Runtime, OpenVINO; fp16 and CUDA graphs on CUDA)
+    at the first call's input shape, kept if within 40 dB PSNR of fp32 and fastest; the choice
+    is cached on disk, so a later start only builds it. Other shapes reuse it. ``backend`` then
+    names the choice and ``backend_reason`` gives the measurements. Calls with a ``seed``
+    (dropout noise) run on the PyTorch path, as does ``"auto"`` with precision fp16 / bf16.
+    ``"torch"``: no measuring; on the CPU in fp32, convolutions run on weights packed once into
+    oneDNN's layout (``pix2pix.onednn``), elsewhere the model's own forward. ``"eager"``: the
+    model's own forward; ``"onednn"``: the packed path, failing where it cannot be had; any other
+    name in ``BACKENDS``: that candidate only, failing (``ValueError``) where it cannot run; it is
+    built when the translator is made, for a square input at the network's multiple (at least
+    64 px), which for a compiled candidate is the one shape that runs compiled.
     ``candidates``: what ``"auto"`` measures (default ``backends.default_candidates``).
     """
 

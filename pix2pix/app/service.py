@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from pix2pix import backends
 from pix2pix import edges as edge_maps
 from pix2pix.app.gpu import on_gpu, zero_gpu
 from pix2pix.app.imaging import fit_long_side, snap_to_palette
@@ -186,8 +187,10 @@ class ModelStore:
             return
         try:
             model = copy.deepcopy(served.translator.model)
+            # In the background, the compiled candidates are worth their compile time too.
+            compiled = backends.default_candidates(self.device, compiled=True)
             twin = Translator(model, device=self.device, precision=self.precision,
-                              norm=served.entry.norm)  # fmt: skip
+                              norm=served.entry.norm, candidates=compiled)  # fmt: skip
             twin(Image.new("RGB", (served.size, served.size), "white"))
         except Exception as e:  # the rule-of-thumb path keeps serving
             log.warning("measuring the backends of %s failed: %s", model_id, e)

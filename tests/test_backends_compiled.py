@@ -1,0 +1,225 @@
+"""The compiled candidates (torch.compile, inductor): built once for one shape, within the PSNR rule
+against fp32 eager, other shapes without compiling, their files under $PIX2PIX_CACHE, unavailable
+without a C++ compiler, and never compiled on the thread of an app request.
+
+Compiling even a tiny generator takes seconds of g++ (minutes on a loaded 2-vCPU machine), so the
+tests that compile share one inductor cache and one model: the first compiles, the others mostly
+find its C++ libraries."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2pix import backends, networks
+from pix2pix.app.registry import load_registry
+from pix2pix.app.service import ModelStore
+from pix2pix.hub import save_generator
+from tests.app_fixtures import sketch_image, tiny_model
+
+needs_cxx = pytest.mark.skipif(
+    backends.cxx_compiler() is None, reason="no C++ compiler here: nothing compiles"
+)
+SHAPE = (1, 3, 128, 128)  # unet_128: the smallest input it takes, and the app's size for it
+OTHER = (1, 3, 128, 256)
+
+
+@pytest.fixture(scope="module")
+def _module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("compiled-cache")
+
+
+@pytest.fixture(autouse=True)
+def shared_cache(_module_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One $PIX2PIX_CACHE for the module, inductor's files inside it (no user setting)."""
+    monkeypatch.setenv("PIX2PIX_CACHE", str(_module_cache))
+    monkeypatch.delenv(backends.INDUCTOR_CACHE_ENV, raising=False)
+    return _module_cache
+
+
+@pytest.fixture(params=[False, True], ids=["fp32-cpu", "native-bf16-cpu"])
+def cpu_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both kinds of CPU, whichever this one is (as in tests/test_backends.py)."""
+    monkeypatch.setattr(backends, "native_bf16", lambda: request.param)
+    print(f"\nsimulated native bf16 {request.param}, real CPU {backends.cpu_info()}")
+    return request.param
+
+
+def _model():
+    return tiny_model("edges", seed=1)  # the app test's model too: the same kernels
+
+
+def _ctx(model, device: str = "cpu") -> backends.Context:
+    return backends.Context(model, torch.device(device), True, SHAPE, backends.model_hash(model))
+
+
+def _candidate(name: str) -> backends.Candidate:
+    return next(c for c in backends.CANDIDATES if c.name == name)
+
+
+def _graphs() -> int:
+    """Graphs dynamo has compiled in this process so far."""
+    return torch._dynamo.utils.counters["stats"]["unique_graphs"]
+
+
+def _runs_eager_ops(run: backends.Runner, x: torch.Tensor) -> bool:
+    """Whether a call ran PyTorch's own normalisation op (eager) rather than compiled kernels."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        run(x)
+    return any(e.name == "aten::batch_norm" for e in prof.events())
+
+
+def _fp32(model, x: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode(), networks.eval_mode(model, input_stats=True, noise=None):
+        return model(x)
+
+
+# --------------------------------------------------------------------------------------------
+# Without compiling
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", backends.COMPILED)
+def test_no_cxx_compiler_makes_them_unavailable(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backends, "native_bf16", lambda: True)  # past the bf16 check
+    monkeypatch.setattr(backends.shutil, "which", lambda cmd, *a, **k: None)
+    assert backends.cxx_compiler() is None
+    with pytest.raises(backends.Unavailable, match=r"no C\+\+ compiler"):
+        _candidate(name).build(_ctx(_model()))
+    # choose says so among its measurements, and measures the rest
+    choice, _ = backends.choose(_ctx(_model()), [_candidate(backends.BASELINE), _candidate(name)],
+                                rounds=2)  # fmt: skip
+    by_name = {m.name: m for m in choice.measurements}
+    assert by_name[name].status == "unavailable" and "no C++ compiler" in by_name[name].note
+    assert choice.name == backends.BASELINE
+
+
+def test_the_compiler_is_found_the_way_inductor_looks() -> None:
+    from torch._inductor import config
+
+    with config.patch({"cpp.cxx": (None, "no-such-compiler-here")}):
+        assert backends.cxx_compiler() is None
+    with config.patch({"cpp.cxx": (None, "no-such-compiler-here", "sh")}):
+        assert backends.cxx_compiler().endswith("sh")
+
+
+def test_not_offered_on_cuda_and_bf16_only_where_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not set(backends.COMPILED) & {
+        c.name for c in backends.default_candidates(torch.device("cuda"))
+    }
+    for name in backends.COMPILED:
+        with pytest.raises(backends.Unavailable, match="ZeroGPU Spaces do not support"):
+            _candidate(name).build(_ctx(_model(), "cuda"))
+    monkeypatch.setattr(backends, "native_bf16", lambda: False)
+    with pytest.raises(backends.Unavailable, match="no native bf16"):
+        _candidate("inductor-bf16-channels-last").build(_ctx(_model()))
+
+
+def test_inductor_files_go_under_pix2pix_cache_unless_the_user_chose(
+    shared_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    ours = shared_cache / "backends" / "inductor"
+    assert backends.inductor_cache_dir() == ours
+    assert backends.os.environ[backends.INDUCTOR_CACHE_ENV] == str(ours)
+    # inductor's own default, written into the variable on its first use, is not a user's choice
+    monkeypatch.setenv(backends.INDUCTOR_CACHE_ENV, default_cache_dir())
+    assert backends.inductor_cache_dir() == ours
+    # another $PIX2PIX_CACHE moves what this module set
+    monkeypatch.setenv("PIX2PIX_CACHE", str(tmp_path / "other"))
+    assert backends.inductor_cache_dir() == tmp_path / "other" / "backends" / "inductor"
+    # the user's own setting is kept
+    monkeypatch.setenv(backends.INDUCTOR_CACHE_ENV, str(tmp_path / "mine"))
+    assert backends.inductor_cache_dir() == tmp_path / "mine"
+    assert backends.os.environ[backends.INDUCTOR_CACHE_ENV] == str(tmp_path / "mine")
+
+
+# --------------------------------------------------------------------------------------------
+# Compiling (one compilation per test)
+# --------------------------------------------------------------------------------------------
+
+
+@needs_cxx
+def test_the_compiled_candidate_matches_fp32_and_compiles_once(
+    cpu_kind: bool, shared_cache: Path
+) -> None:
+    name = "inductor-bf16-channels-last" if cpu_kind else "inductor-fp32"
+    model = _model()
+    x = backends.test_input(SHAPE)
+    before = _graphs()
+    run = _candidate(name).build(_ctx(model))
+    assert _graphs() == before + 1  # compiled while building, not at the first call
+
+    quality = backends.psnr(run(x), _fp32(model, x))
+    print(f"{name}: PSNR {quality:.1f} dB against fp32 eager")
+    assert quality >= backends.MIN_PSNR
+    if not cpu_kind:
+        assert quality >= 60  # fp32 throughout
+    assert not _runs_eager_ops(run, x)  # the compiled kernels ran
+    with torch.inference_mode():
+        made_in_inference_mode = x.clone()  # what dynamo's guards tell apart from x
+    assert not _runs_eager_ops(run, made_in_inference_mode)
+
+    # Another shape runs eagerly (the same copy, or its packed oneDNN twin) and compiles nothing,
+    # however many times and shapes: the bound is the one compilation above.
+    for shape in (OTHER, (2, *SHAPE[1:]), OTHER):
+        other = backends.test_input(shape, seed=1)
+        assert backends.psnr(run(other), _fp32(model, other)) >= backends.MIN_PSNR
+    assert _runs_eager_ops(run, backends.test_input(OTHER))
+    assert not _runs_eager_ops(run, x)  # and the compiled shape still runs compiled
+    assert _graphs() == before + 1
+
+    # What compiling produced lies under $PIX2PIX_CACHE, for the next start.
+    libraries = list((shared_cache / "backends" / "inductor").rglob("*.so"))
+    assert libraries, "no compiled kernels in the cache"
+
+
+@needs_cxx
+def test_the_app_never_compiles_on_a_request_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The app serves on PyTorch's rule-of-thumb path at once and measures (here: fp32 eager
+    # against inductor-fp32) in its background thread, then swaps the choice in.
+    monkeypatch.setenv(backends.ENV_CANDIDATES, "eager-fp32,inductor-fp32")
+    compiled_on: list[str] = []
+    build, gate = backends._compiled, threading.Event()
+
+    def recorded(ctx: backends.Context, *, bf16: bool) -> backends.Runner:
+        compiled_on.append(threading.current_thread().name)
+        gate.wait(60)  # held until the request below has been answered
+        return build(ctx, bf16=bf16)
+
+    monkeypatch.setattr(backends, "_compiled", recorded)
+    save_generator(_model(), tmp_path / "models" / "tiny")
+    (tmp_path / "registry.toml").write_text(
+        '[[model]]\nid = "tiny"\nname = "Tiny"\npath = "models/tiny"\ntask = "edges -> noise"\n'
+        'input = "edges"\n',
+        encoding="utf-8",
+    )
+    store = ModelStore(load_registry(tmp_path / "registry.toml"), device="cpu", precision="fp32")
+    assert store.defers_measuring
+    store.load(remote="skip")
+    try:
+        drawing = sketch_image(128)
+        before = store.translate("tiny", drawing)  # answered while the measurement is held
+        assert store.get("tiny").translator.backend in ("onednn", "eager")
+    finally:
+        gate.set()
+    assert store.wait(1800)
+    assert compiled_on == ["pix2pix-backend-measurer"]  # once, in the background
+    translator = store.get("tiny").translator
+    by_name = {m.name: m for m in translator.choice.measurements}
+    print(translator.backend_reason)
+    assert by_name["inductor-fp32"].status == "ok", by_name["inductor-fp32"].note
+
+    graphs = _graphs()
+    after = store.translate("tiny", drawing)
+    assert np.abs(np.asarray(before, np.int16) - np.asarray(after, np.int16)).max() <= 1
+    translator(Image.new("RGB", (256, 128), "white"))  # another shape: eager, no compiling
+    assert _graphs() == graphs and compiled_on == ["pix2pix-backend-measurer"]
