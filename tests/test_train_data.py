@@ -670,3 +670,141 @@ def test_side_by_side_pairs_of_non_square_images_are_not_taken_for_photos(tmp_pa
     for i in range(8):
         _noise(48, 32, i).save(tmp_path / f"photo{i}.png")
     assert find_dataset(tmp_path).format == "photos"
+
+
+# --- decoded images kept in memory (cache) -----------------------------------------------------
+
+
+def _same_items(one: object, other: object, keys: list[tuple[int, int]]) -> None:
+    """Items of two datasets through the trainer's per-item seeding are equal, key by key."""
+    from train.train import SeededItems
+
+    for key in keys:
+        a, b = SeededItems(one, seed=0)[key], SeededItems(other, seed=0)[key]
+        assert a.keys() == b.keys()
+        for name, value in a.items():
+            same = torch.equal(value, b[name]) if torch.is_tensor(value) else value == b[name]
+            assert same, (key, name)
+
+
+@pytest.mark.parametrize("layout", ["aligned", "paired", "photos"])
+def test_cached_items_are_the_uncached_ones(tmp_path: Path, layout: str, fake_edges: list) -> None:
+    from train.hints import DabSpec
+
+    names = ["a", "b", "c"]
+    if layout == "aligned":
+        _write_aligned(tmp_path, names)
+    elif layout == "paired":
+        _write_paired(tmp_path / "A", tmp_path / "B", names)  # JPEG A: decoded at reduced scale
+    else:
+        _write_photos(tmp_path, names)
+    options = {"hints": DabSpec(none_share=0.0), **SIZES}  # dabs drawn per item, after the crop
+    uncached, _ = _build(tmp_path, **options)
+    cached, caught = _build(tmp_path, cache="on", **options)
+    assert not caught and cached.cached and not uncached.cached
+    assert "kept in memory" in cached.summary() and "cache off" in uncached.summary()
+    assert cached._cached[0].dtype == torch.uint8
+    assert cached._cached[0].shape == (3, 3, LOAD, LOAD)  # (N, C, load, load)
+    keys = [(epoch, i) for epoch in range(3) for i in range(3)]
+    _same_items(uncached, cached, keys)
+    eval_cached, _ = _build(tmp_path, train=False, cache="on")
+    _same_items(_build(tmp_path, train=False)[0], eval_cached, keys[:3])
+
+
+def test_cached_unpaired_items_are_the_uncached_ones(tmp_path: Path) -> None:
+    from train.data import UnpairedDataset
+
+    _write_paired(tmp_path / "A", tmp_path / "B", ["a", "b", "c"])
+    (tmp_path / "B" / "c.png").unlink()  # 3 A images, 2 B images
+    uncached = UnpairedDataset(tmp_path / "A", tmp_path / "B", b_channels=1, **SIZES)
+    cached = UnpairedDataset(tmp_path / "A", tmp_path / "B", b_channels=1, cache="on", **SIZES)
+    assert [c.shape for c in cached._cached] == [(3, 3, LOAD, LOAD), (2, 1, LOAD, LOAD)]
+    _same_items(uncached, cached, [(epoch, i) for epoch in range(2) for i in range(3)])
+
+
+def test_cached_batches_in_loader_workers_are_the_uncached_ones(tmp_path: Path) -> None:
+    # The trainer's loader: the arrays filled in this process are read by forked workers.
+    from torch.utils.data import BatchSampler
+
+    from train.train import EpochShuffle, SeededItems
+
+    _write_aligned(tmp_path, [f"x{i}" for i in range(6)])
+
+    def batches(dataset: PairedDataset, workers: int) -> list[dict]:
+        sampler = EpochShuffle(len(dataset), seed=0)
+        loader = DataLoader(
+            SeededItems(dataset, seed=0),
+            batch_sampler=BatchSampler(sampler, 4, drop_last=False),
+            num_workers=workers,
+        )
+        found = []
+        for epoch in range(2):
+            sampler.set_epoch(epoch)
+            found.extend(loader)
+        return found
+
+    plain = batches(PairedDataset(tmp_path, **SIZES), 0)
+    cached = batches(PairedDataset(tmp_path, cache="on", **SIZES), 2)
+    assert len(plain) == len(cached) == 4
+    for a, b in zip(plain, cached, strict=True):
+        assert a["name"] == b["name"]
+        assert torch.equal(a["input"], b["input"]) and torch.equal(a["target"], b["target"])
+
+
+def test_cache_auto_falls_back_over_budget_with_a_message(tmp_path: Path) -> None:
+    _write_aligned(tmp_path, ["a", "b"])
+    needed = 2 * 2 * 3 * LOAD * LOAD  # 2 pairs, A and B, 3 channels, load_size squared
+    fits, _ = _build(tmp_path, cache="auto", cache_budget=needed)
+    assert fits.cached and f"of a {needed / 1000:.1f} kB budget" in fits.summary()
+    over, caught = _build(tmp_path, cache="auto", cache_budget=needed - 1)
+    assert not over.cached and not caught
+    assert "decoded per item" in over.summary() and "over the budget" in over.summary()
+    assert f"{needed / 1000:.1f} kB" in over.summary()
+    forced, _ = _build(tmp_path, cache="on", cache_budget=1)  # "on" keeps them whatever it takes
+    assert forced.cached
+    torch.manual_seed(0)
+    a = over[1]
+    torch.manual_seed(0)
+    assert torch.equal(a["input"], fits[1]["input"])
+    with pytest.raises(ValueError, match="unknown cache mode 'yes'"):
+        _build(tmp_path, cache="yes")
+
+
+def test_cache_auto_without_a_known_memory_size_decodes_per_item(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import train.data
+
+    _write_aligned(tmp_path, ["a"])
+    monkeypatch.setattr(train.data, "available_memory", lambda: None)
+    ds, _ = _build(tmp_path, cache="auto")
+    assert not ds.cached and "memory available is unknown" in ds.summary()
+    monkeypatch.setattr(train.data, "available_memory", lambda: 10**9)
+    assert _build(tmp_path, cache="auto")[0].cached  # a half of 1 GB: enough
+
+
+def test_available_memory_is_a_plausible_size() -> None:
+    from train.data import available_memory
+
+    found = available_memory()
+    assert found is None or 0 <= found < 2**50
+
+
+def test_a_file_that_fails_while_caching_is_skipped_for_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import train.data
+
+    _write_aligned(tmp_path, ["a", "b", "c"])
+    real = train.data._read_rgb
+
+    def flaky(path: Path, min_size: tuple[int, int]) -> Image.Image:
+        if path.stem == "b":
+            raise train.data._UnreadableError(path, "OSError: gone")
+        return real(path, min_size)
+
+    monkeypatch.setattr(train.data, "_read_rgb", flaky)
+    ds, caught = _build(tmp_path, cache="on")
+    assert [str(w.message) for w in caught if "could not read" in str(w.message)]
+    assert ds.cached and ds._failed == {1}
+    assert ds[1]["name"] == "c"  # the next good example takes its place, as without the cache

@@ -17,6 +17,12 @@ Unpaired images (CycleGAN) are two folders of any sizes whose names need not mat
 (:class:`UnpairedDataset`): the reference's ``ROOT/trainA`` + ``ROOT/trainB`` (and ``testA`` /
 ``testB``), ``ROOT/train/A`` + ``ROOT/train/B``, ``ROOT/A`` + ``ROOT/B``, or two folders given
 separately (:func:`unpaired_folders`).
+
+Both datasets can keep their images in memory (``cache="auto"`` or ``"on"``): each file is decoded
+once, when the dataset is built, and kept as uint8 at the size the transform first resizes to
+(``load_size``); the random crop, mirror and colour hints are still drawn per item, so an item is
+the same with and without the cache. Built before the DataLoader starts its workers, the arrays
+are shared with them (fork: copy-on-write pages that are only read).
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ IMAGE_EXTENSIONS = imageio.SUFFIXES  # the same files as every entry point reads
 SPLITS = ("train", "val", "test")
 FORMATS = ("aligned", "paired", "photos")
 DIRECTIONS = ("AtoB", "BtoA")
+CACHE_CHOICES = ("auto", "on", "off")
+# cache="auto" keeps the images in memory when they take at most this share of the memory
+# available (what psutil or sysconf report, capped by a container's cgroup limit).
+CACHE_SHARE = 0.5
 EDGES_CACHE_NAME = ".edges_cache"
 
 # Auto-detection calls a folder aligned when at least this share of its images is 2:1 (+-1 px);
@@ -209,6 +219,13 @@ class PairedDataset(Dataset):
 
     With ``hints`` (line art to colour), random dabs of the target's colours are drawn onto each
     input after the crop and mirror (``train.hints.sample_dabs``: 0 dabs for a share of examples).
+
+    ``cache``: ``"on"`` decodes every example once, here, and keeps A and B resized (uint8,
+    ``(N, C, S, S)`` with S the first resize's side) in memory; ``"auto"`` does so when that takes
+    at most ``cache_budget`` bytes (default: :data:`CACHE_SHARE` of :func:`available_memory`) and
+    otherwise decodes per item, as ``"off"`` does; ``summary()`` says which and why. Items are
+    identical either way for the same torch RNG state. Raises ``ValueError`` for an unknown
+    ``cache``.
     """
 
     def __init__(
@@ -226,6 +243,8 @@ class PairedDataset(Dataset):
         out_channels: int = 3,
         edges_cache_dir: str | os.PathLike[str] | None = None,
         hints: DabSpec | None = None,
+        cache: str = "off",
+        cache_budget: int | None = None,
     ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown direction {direction!r}; expected 'AtoB' or 'BtoA'")
@@ -257,12 +276,23 @@ class PairedDataset(Dataset):
         # The first resize's size: JPEGs are decoded at a reduced scale down to it (several times
         # faster) and edge maps are drawn at it.
         self._decode_size = load_size if train else crop_size
-        self._transform = _build_transform(load_size, crop_size, flip=flip, train=train)
+        self._resize, self._augment = _build_transform(load_size, crop_size, flip=flip, train=train)
         cache_root = Path(edges_cache_dir) if edges_cache_dir else self.spec.root / EDGES_CACHE_NAME
         self.edges_cache_dir = cache_root / split
         self._failed: set[int] = set()
         self._cache_write_warned = False
         self.hints = hints
+        self._cached: tuple[torch.Tensor, torch.Tensor] | None = None
+        side = self._decode_size
+        needed = len(self.samples) * sum(self._channels) * side * side
+        keep, self.cache_note = _cache_decision(cache, needed, cache_budget)
+        if keep:
+            self._cached = _decode_all(
+                len(self.samples),
+                [(c, side, side) for c in self._channels],
+                self._resized,
+                lambda i, e: _skip_for_the_run(self, i, e, "example", stacklevel=4),
+            )
 
     def __len__(self) -> int:
         """Number of readable examples."""
@@ -278,11 +308,12 @@ class PairedDataset(Dataset):
             if i in self._failed:
                 continue
             try:
-                a, b = self._load(self.samples[i])
+                a_t, b_t = self._resized(i)
             except _UnreadableError as e:
                 _skip_for_the_run(self, i, e, "example", stacklevel=2)
                 continue
-            a_t, b_t = self._transform(_to_tensor(a), _to_tensor(b))
+            if self._augment is not None:
+                a_t, b_t = self._augment(a_t, b_t)
             a_t, b_t = _to_unit_range(a_t), _to_unit_range(b_t)
             if self.direction == "BtoA":
                 a_t, b_t = b_t, a_t
@@ -300,7 +331,20 @@ class PairedDataset(Dataset):
         unreadable = len(self.skipped) - len(self.spec.skipped)
         if unreadable:
             text += f"; {unreadable} unreadable files skipped"
-        return text
+        return f"{text}; {self.cache_note}"
+
+    @property
+    def cached(self) -> bool:
+        """Whether the decoded images are held in memory (see ``cache``)."""
+        return self._cached is not None
+
+    def _resized(self, i: int) -> tuple[tv_tensors.Image, tv_tensors.Image]:
+        """Example ``i``'s A and B, uint8 (C, S, S) at the first resize's side S: from memory
+        when cached, else decoded and resized. Raises ``_UnreadableError``."""
+        if self._cached is not None:
+            return tv_tensors.Image(self._cached[0][i]), tv_tensors.Image(self._cached[1][i])
+        a, b = self._load(self.samples[i])
+        return self._resize(_to_tensor(a), _to_tensor(b))
 
     def _drop_unreadable(self, files: list[Sample]) -> list[Sample]:
         paths = [p for s in files for p in (s.path, s.b_path) if p is not None]
@@ -426,8 +470,9 @@ class UnpairedDataset(Dataset):
     ``crop_size`` and mirrored, A and B independently (``train=False``: resized straight to
     ``crop_size``). Files are read by the one decoder (:mod:`pix2pix.imageio`); non-images are
     ignored and unreadable images skipped, with a warning naming them, as in
-    :class:`PairedDataset`. Raises ``FileNotFoundError`` for a missing folder and ``ValueError``
-    for a folder without readable images.
+    :class:`PairedDataset`. ``cache`` and ``cache_budget`` keep both folders' images decoded in
+    memory, as for :class:`PairedDataset`. Raises ``FileNotFoundError`` for a missing folder and
+    ``ValueError`` for a folder without readable images or an unknown ``cache``.
     """
 
     def __init__(
@@ -441,6 +486,8 @@ class UnpairedDataset(Dataset):
         train: bool = True,
         a_channels: int = 3,
         b_channels: int = 3,
+        cache: str = "off",
+        cache_budget: int | None = None,
     ) -> None:
         _check_options(
             {"a_channels": a_channels, "b_channels": b_channels},
@@ -455,8 +502,24 @@ class UnpairedDataset(Dataset):
         self.files = (self._readable(self.folders[0]), self._readable(self.folders[1]))
         self._channels = (a_channels, b_channels)
         self._decode_size = load_size if train else crop_size
-        self._transform = _build_transform(load_size, crop_size, flip=flip, train=train)
+        self._resize, self._augment = _build_transform(load_size, crop_size, flip=flip, train=train)
         self._failed: set[tuple[int, int]] = set()
+        self._cached: tuple[torch.Tensor, torch.Tensor] | None = None
+        side = self._decode_size
+        counts = [len(f) for f in self.files]
+        needed = sum(n * c for n, c in zip(counts, self._channels, strict=True)) * side * side
+        keep, self.cache_note = _cache_decision(cache, needed, cache_budget)
+        if keep:
+            a, b = (
+                _decode_all(
+                    counts[s],
+                    [(self._channels[s], side, side)],
+                    lambda i, s=s: (self._resized(s, i),),
+                    lambda i, e, s=s: _skip_for_the_run(self, (s, i), e, "image", stacklevel=4),
+                )[0]
+                for s in (0, 1)
+            )
+            self._cached = (a, b)
 
     def __len__(self) -> int:
         """The larger folder's number of readable images."""
@@ -482,7 +545,12 @@ class UnpairedDataset(Dataset):
         )
         if self.skipped:
             text += f"; {len(self.skipped)} files skipped"
-        return text
+        return f"{text}; {self.cache_note}"
+
+    @property
+    def cached(self) -> bool:
+        """Whether the decoded images are held in memory (see ``cache``)."""
+        return self._cached is not None
 
     def _readable(self, folder: Path) -> list[Path]:
         if not folder.is_dir():
@@ -517,17 +585,25 @@ class UnpairedDataset(Dataset):
             if (side, i) in self._failed:
                 continue
             try:
-                img = _read_rgb(files[i], (self._decode_size, self._decode_size))
+                img = self._resized(side, i)
             except _UnreadableError as e:
                 _skip_for_the_run(self, (side, i), e, "image", stacklevel=3)
                 continue
-            img = _with_channels(img, self._channels[side])
-            tensor = self._transform(_to_tensor(img))
-            return files[i].stem, _to_unit_range(tensor)
+            if self._augment is not None:
+                img = self._augment(img)
+            return files[i].stem, _to_unit_range(img)
         raise RuntimeError(
             f"every image in {self.folders[side]} failed to load: "
             f"{_preview_skipped(self.skipped, self.folders[side])}"
         )
+
+    def _resized(self, side: int, i: int) -> tv_tensors.Image:
+        """Image ``i`` of ``side`` (0: A, 1: B), uint8 (C, S, S) at the first resize's side S:
+        from memory when cached, else decoded and resized. Raises ``_UnreadableError``."""
+        if self._cached is not None:
+            return tv_tensors.Image(self._cached[side][i])
+        img = _read_rgb(self.files[side][i], (self._decode_size, self._decode_size))
+        return self._resize(_to_tensor(_with_channels(img, self._channels[side])))
 
 
 class _UnreadableError(Exception):
@@ -756,20 +832,109 @@ def _with_channels(img: Image.Image, channels: int) -> Image.Image:
     return img if img.mode == mode else img.convert(mode)
 
 
-def _build_transform(load_size: int, crop_size: int, *, flip: bool, train: bool) -> v2.Compose:
+def _build_transform(
+    load_size: int, crop_size: int, *, flip: bool, train: bool
+) -> tuple[v2.Resize, v2.Compose | None]:
+    """The resize (the same every time: what the image cache holds) and the random part that
+    follows it, None when ``train=False`` (resized straight to ``crop_size``)."""
     bicubic = v2.InterpolationMode.BICUBIC
+    side = load_size if train else crop_size
+    resize = v2.Resize((side, side), interpolation=bicubic, antialias=True)
     if not train:
-        return v2.Compose(
-            [v2.Resize((crop_size, crop_size), interpolation=bicubic, antialias=True)]
-        )
+        return resize, None
     # Called with (A, B) together, v2 draws each random parameter once and applies it to both.
-    steps = [
-        v2.Resize((load_size, load_size), interpolation=bicubic, antialias=True),
-        v2.RandomCrop(crop_size),
-    ]
+    steps: list[v2.Transform] = [v2.RandomCrop(crop_size)]
     if flip:
         steps.append(v2.RandomHorizontalFlip(p=0.5))
-    return v2.Compose(steps)
+    return resize, v2.Compose(steps)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process could still take, or None when unknown.
+
+    The system's available memory (``psutil`` when installed, else ``os.sysconf``'s free pages,
+    which leave out the page cache), capped by the headroom under a container's cgroup limit.
+    """
+    found: list[int] = []
+    try:
+        import psutil
+
+        found.append(int(psutil.virtual_memory().available))
+    except ImportError:
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    cgroup = Path("/sys/fs/cgroup")
+    for limit, usage in (
+        ("memory.max", "memory.current"),  # cgroup v2
+        ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes"),  # v1
+    ):
+        with contextlib.suppress(ValueError, OSError):
+            headroom = int((cgroup / limit).read_text()) - int((cgroup / usage).read_text())
+            found.append(max(0, headroom))  # "max" (no limit) fails int() and is skipped
+            break
+    return min(found) if found else None
+
+
+def _cache_decision(mode: str, needed: int, budget: int | None) -> tuple[bool, str]:
+    """Whether to keep ``needed`` bytes of decoded images in memory, and a note for summaries."""
+    if mode not in CACHE_CHOICES:
+        raise ValueError(f"unknown cache mode {mode!r}; expected one of {CACHE_CHOICES}")
+    size = _bytes(needed)
+    if mode == "off":
+        return False, "images decoded per item (cache off)"
+    if mode == "on":
+        return True, f"images decoded once and kept in memory ({size})"
+    if budget is None:
+        available = available_memory()
+        if available is None:
+            return False, (
+                f"images decoded per item: the memory available is unknown, so {size} of "
+                "decoded images are not kept (cache 'on' keeps them)"
+            )
+        budget = int(CACHE_SHARE * available)
+    if needed > budget:
+        return False, (
+            f"images decoded per item: kept in memory they would take {size}, over the "
+            f"budget of {_bytes(budget)} (cache 'on' keeps them anyway)"
+        )
+    return True, f"images decoded once and kept in memory ({size} of a {_bytes(budget)} budget)"
+
+
+def _bytes(count: float) -> str:
+    """``46.7 kB``, ``1.2 GB``: a byte count for people (powers of 1000)."""
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if count < 1000:
+            return f"{count:.0f} bytes" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
+
+
+def _decode_all(
+    count: int,
+    shapes: list[tuple[int, int, int]],
+    load: Callable[[int], tuple[torch.Tensor, ...]],
+    failed: Callable[[int, _UnreadableError], None],
+) -> list[torch.Tensor]:
+    """uint8 arrays ``(count, *shape)``, one per shape, whose row ``i`` is ``load(i)``; ``failed``
+    is told of the rows whose files did not decode (left unset), after the others are loaded."""
+    arrays = [torch.empty((count, *shape), dtype=torch.uint8) for shape in shapes]
+
+    def fill(i: int) -> _UnreadableError | None:
+        try:
+            images = load(i)
+        except _UnreadableError as e:
+            return e
+        for array, image in zip(arrays, images, strict=True):
+            array[i] = image
+        return None
+
+    # Threads: PIL decodes and torch resizes with the GIL released. Each thread writes its own
+    # rows, and the arrays are filled before any DataLoader worker forks.
+    problems = _parallel_map(fill, range(count))
+    for i, problem in enumerate(problems):
+        if problem is not None:
+            failed(i, problem)
+    return arrays
 
 
 def _to_tensor(img: Image.Image) -> tv_tensors.Image:
