@@ -557,7 +557,7 @@ def resolve_compile(choice: str, *, device: torch.device) -> tuple[bool, str]:
 
     ``on`` is turned down, with a warning, where inductor cannot build its kernels: no C++
     compiler (CPU) or no Triton (GPU). Off by default: on the one CPU measured (2-core AMD EPYC
-    with native bf16; docs/PERFORMANCE.md, "Training throughput") it gained 0-18 % over eager
+    with native bf16; measured by ``python -m bench.training``) it gained 0-18 % over eager
     bf16 at ngf 16 and nothing at ngf 64, for 30-120 s of compiling at every start and resume.
     Raises ``ValueError`` for an unknown ``choice``.
     """
