@@ -209,10 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=COMPILE_CHOICES,
         default="off",
         help="torch.compile G and D for the training step (inductor; needs a C++ compiler on "
-        "CPUs, else it trains uncompiled with a warning). The same training up to rounding; the "
-        "first step compiles, 30-120 s on 2 CPU cores, at every start and resume. Off by "
-        "default: measured on a native-bf16 CPU, 0-18%% faster than eager bf16 at ngf 16, not "
-        "faster at ngf 64",
+        "CPUs, else it trains uncompiled with a warning). The same training up to rounding. Off "
+        "by default: on a 2-core CPU with native bf16 it made bf16 steps 0-18%% faster (ngf 16 "
+        "and 64) and fp32 ones up to 15%% slower, and the first step of a run compiles for "
+        "30-120 s (a few seconds once inductor's on-disk cache holds the graphs)",
     )
     run.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is there")
     run.add_argument("--push-to-hub", metavar="REPO", help="upload the final model to this repo")
@@ -556,10 +556,11 @@ def resolve_compile(choice: str, *, device: torch.device) -> tuple[bool, str]:
     """Whether to ``torch.compile`` the training step's networks, and why.
 
     ``on`` is turned down, with a warning, where inductor cannot build its kernels: no C++
-    compiler (CPU) or no Triton (GPU). Off by default: on the one CPU measured (2-core AMD EPYC
-    with native bf16; measured by ``python -m bench.training``) it gained 0-18 % over eager
-    bf16 at ngf 16 and nothing at ngf 64, for 30-120 s of compiling at every start and resume.
-    Raises ``ValueError`` for an unknown ``choice``.
+    compiler (CPU) or no Triton (GPU). Off by default: on the one machine measured (2-core AMD
+    EPYC with native bf16, ``python -m bench.training``) it made bf16 steps 0-18 % faster than
+    eager (ngf 16 and 64) and fp32 steps up to 15 % slower, and a run's first step compiles for
+    30-120 s (a few seconds when inductor's on-disk cache holds the graphs). Raises
+    ``ValueError`` for an unknown ``choice``.
     """
     if choice not in COMPILE_CHOICES:
         raise ValueError(f"unknown compile choice {choice!r}; expected one of {COMPILE_CHOICES}")
