@@ -457,6 +457,8 @@ def _prop(value: Any) -> str:
 
 def _in_channels(generator: nn.Module) -> int:
     for m in generator.modules():
+        if hasattr(m, "input_channels"):
+            return int(m.input_channels)
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
             return int(m.in_channels)
     raise ValueError(f"{type(generator).__name__} has no convolutions; not a generator")

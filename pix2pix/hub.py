@@ -195,8 +195,8 @@ class Pix2PixGenerator(
 
     @property
     def in_channels(self) -> int:
-        """Channels the network takes."""
-        return next(m for m in self.net.modules() if isinstance(m, nn.Conv2d)).in_channels
+        """Channels the network reads (an RGB line drawing with hints is 3)."""
+        return networks.input_channels(self.net)
 
     @property
     def out_channels(self) -> int:

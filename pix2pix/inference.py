@@ -129,7 +129,7 @@ class Translator:
         convs = [m for m in self.model.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
         if not convs:
             raise ValueError(f"{type(generator).__name__} has no convolutions; not a generator")
-        self.in_channels = convs[0].in_channels
+        self.in_channels = networks.input_channels(self.model)
         measured = backend == "auto" and precision in ("auto", "fp32")
         fixed = backend if backend not in ("auto", "torch", "eager", "onednn") else None
         self.backend, self.net = self._backend("torch" if measured or fixed else backend)

@@ -155,10 +155,72 @@ class UnetSkipConnectionBlock(nn.Module):
         return torch.cat([x, self.model(x)], 1)  # (B, outer_nc + outer_nc, H, W)
 
 
+class HintPropagation(nn.Module):
+    """Spread the colour of each hint dab over its shape, stopping at the drawing's lines.
+
+    The input is a line drawing with optional colour dabs: (B, 3, H, W) in [-1, 1], sides
+    multiples of ``scale``. Lines are dark pixels without colour; dabs are pixels with colour
+    (max - min over RGB above ``CHROMA`` in [0, 1] units). On a grid ``scale`` times coarser, a
+    cell is a wall when any of its pixels is a line, and a hint source when at least a quarter of
+    its pixels are dab pixels. For ``steps`` rounds each free cell takes the mean colour of the
+    reached cells among itself and its four neighbours (4-connectivity: a diagonal line is a
+    wall too), so colour flows up to ``steps`` cells along paths between lines and never through
+    one. Where two dabs share a shape their colours blend where they meet.
+
+    Returns (B, 4, H, W) in [-1, 1]: the spread colour (0 where none reached) and the reach
+    (1 reached, -1 not), upsampled by nearest neighbour. It has no weights, so a generator that
+    concatenates it to its input still reads one RGB image and still exports to ONNX. The
+    generator learns how far to trust it (a gap in a line lets colour through). The idea of
+    handing the network the user's hints as extra channels is Zhang et al., "Real-Time
+    User-Guided Image Colorization with Learned Deep Priors" (SIGGRAPH 2017); the geodesic
+    spreading is ours.
+    """
+
+    CHROMA = 0.15  # colour (max - min of RGB, in [0, 1]) above which a pixel is a dab
+    LINE = 0.6  # colourless pixels darker than this (max of RGB, in [0, 1]) are lines
+    channels = 4
+
+    def __init__(self, steps: int = 64, scale: int = 4) -> None:
+        super().__init__()
+        if steps < 1 or scale < 1:
+            raise ValueError(f"steps and scale must be at least 1, got {steps} and {scale}")
+        self.steps = steps
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rgb = (x[:, :3] + 1) / 2  # (B, 3, H, W) in [0, 1]
+        bright = rgb.amax(1, keepdim=True)
+        chroma = bright - rgb.amin(1, keepdim=True)
+        dab = (chroma > self.CHROMA).to(x.dtype)  # (B, 1, H, W)
+        line = ((bright < self.LINE) & (chroma <= self.CHROMA)).to(x.dtype)
+        s = self.scale
+        free = 1 - F.max_pool2d(line, s)  # (B, 1, H/s, W/s): 0 on walls
+        share = F.avg_pool2d(dab, s)
+        source = (share >= 0.25).to(x.dtype) * free
+        colour = F.avg_pool2d(rgb * dab, s) / share.clamp(min=1e-6)  # the dab pixels' mean
+        seed = torch.cat([colour * source, source], 1)  # (B, 4, h, w): colour x reach, reach
+        keep = 1 - source
+        state = seed
+        for _ in range(self.steps):
+            # Sums over each cell and its 4 neighbours (shifted views: faster than a depthwise
+            # convolution on CPUs, and plain Pad/Slice/Add in ONNX).
+            pad = F.pad(state, (1, 1, 1, 1))
+            total = state + pad[:, :, :-2, 1:-1] + pad[:, :, 2:, 1:-1]
+            total = total + pad[:, :, 1:-1, :-2] + pad[:, :, 1:-1, 2:]
+            # Reached cells: their reached neighbours' mean colour, reach 1; the others stay 0.
+            state = total / total[:, 3:].clamp(min=1.0) * free * keep + seed
+        reach = state[:, 3:]
+        out = torch.cat([(state[:, :3] * 2 - reach), reach * 2 - 1], 1)
+        return F.interpolate(out, scale_factor=s, mode="nearest")  # (B, 4, H, W)
+
+
 class UnetGenerator(nn.Module):
     """U-Net generator: ``num_downs`` stride-2 levels, skips between layer i and n - i.
 
     Sides must be multiples of ``2 ** num_downs`` (256 for ``unet_256``); ``size_multiple`` says so.
+    With ``hint_propagation`` > 0 the input also goes through a ``HintPropagation`` of that many
+    steps whose 4 channels join the image's: the first convolution then takes ``in_channels + 4``
+    while the generator still reads ``in_channels`` (``input_channels`` says so).
     """
 
     def __init__(
@@ -170,11 +232,17 @@ class UnetGenerator(nn.Module):
         norm: str = "batch",
         dropout: bool = True,
         skip: bool = True,
+        hint_propagation: int = 0,
     ) -> None:
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be at least 5, got {num_downs}")
+        if hint_propagation and in_channels != 3:
+            raise ValueError(f"hint_propagation needs an RGB input, got in_channels={in_channels}")
         self.size_multiple = 2**num_downs
+        self.input_channels = in_channels
+        self.hints = HintPropagation(hint_propagation) if hint_propagation else None
+        first_in = in_channels + (HintPropagation.channels if self.hints is not None else 0)
         common = {"norm": norm, "skip": skip}
         block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, **common)
         for _ in range(num_downs - 5):
@@ -185,10 +253,12 @@ class UnetGenerator(nn.Module):
         block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, **common)
         block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, **common)
         self.model = UnetSkipConnectionBlock(
-            out_channels, ngf, input_nc=in_channels, submodule=block, outermost=True, **common
+            out_channels, ngf, input_nc=first_in, submodule=block, outermost=True, **common
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hints is not None:
+            x = torch.cat([x, self.hints(x)], 1)  # (B, in_channels + 4, H, W)
         return self.model(x)
 
 
@@ -455,10 +525,13 @@ def _unet(depth: int | None, skip: bool = True) -> Callable[..., nn.Module]:
         norm: str = "batch",
         dropout: bool = True,
         num_downs: int | None = depth,
+        hint_propagation: int = 0,
     ) -> nn.Module:
         if num_downs is None:
             raise ValueError("this generator needs num_downs (the number of stride-2 levels)")
-        return UnetGenerator(in_channels, out_channels, num_downs, ngf, norm, dropout, skip)
+        return UnetGenerator(
+            in_channels, out_channels, num_downs, ngf, norm, dropout, skip, hint_propagation
+        )
 
     return build
 
@@ -539,6 +612,14 @@ def size_multiple(generator: nn.Module) -> int:
         if hasattr(m, "size_multiple"):
             return int(m.size_multiple)
     return 1
+
+
+def input_channels(generator: nn.Module) -> int:
+    """The channels ``generator`` reads: its ``input_channels``, else its first conv's."""
+    for m in generator.modules():
+        if hasattr(m, "input_channels"):
+            return int(m.input_channels)
+    return int(next(m for m in generator.modules() if isinstance(m, nn.Conv2d)).in_channels)
 
 
 def min_size(generator: nn.Module) -> int:

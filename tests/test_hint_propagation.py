@@ -1,0 +1,187 @@
+"""Hint propagation (networks.HintPropagation): a dab's colour spread over its shape, stopped by
+lines; a U-Net that reads it; growing a trained generator with it (train.add_hint_propagation)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pix2pix import networks
+from pix2pix.hub import Pix2PixGenerator, load_generator
+from tests.test_hints import _drawing, _folder
+from train.train import add_hint_propagation
+
+BLUE = (-0.8, -0.4, 0.8)
+
+
+def _boxes() -> torch.Tensor:
+    """The three outlined boxes of test_hints, as one (1, 3, 256, 256) input without dabs."""
+    inp, _ = _drawing()
+    return inp[None].clone()
+
+
+def _dab(x: torch.Tensor, y: int, x0: int, colour: tuple[float, ...], r: int = 6) -> None:
+    x[0, :, y - r : y + r, x0 - r : x0 + r] = torch.tensor(colour)[:, None, None]
+
+
+def _spread(x: torch.Tensor, steps: int = 48) -> torch.Tensor:
+    with torch.no_grad():
+        return networks.HintPropagation(steps)(x)[0]  # (4, H, W)
+
+
+def test_no_dab_reaches_nothing() -> None:
+    out = _spread(_boxes())
+    assert out.shape == (4, 256, 256)
+    assert torch.equal(out[3], torch.full((256, 256), -1.0))
+    assert torch.equal(out[:3], torch.zeros(3, 256, 256))
+
+
+def test_a_dab_fills_its_box_and_stops_at_the_outline() -> None:
+    x = _boxes()
+    _dab(x, 128, 44, BLUE)  # inside the left box (interior x in [11, 77), y in [43, 213))
+    out = _spread(x)
+    reached = out[3] > 0
+    # Far from the dab, in the same box, near its corners: reached, with the dab's colour.
+    for y, xx in ((60, 20), (200, 20), (60, 68), (200, 68)):
+        assert reached[y, xx], (y, xx)
+        assert torch.allclose(out[:3, y, xx], torch.tensor(BLUE), atol=1e-5)
+    # The middle and right boxes and the paper around them: untouched.
+    assert not reached[:, 85:].any()
+    assert not reached[:30].any() and not reached[226:].any()
+
+
+def test_colour_does_not_slip_through_a_diagonal_line() -> None:
+    x = torch.ones(1, 3, 256, 256)
+    for i in range(256):  # a 1-pixel diagonal from corner to corner
+        x[0, :, i, i] = -1
+    _dab(x, 200, 40, BLUE)  # below the diagonal
+    reached = _spread(x, 96)[3] > 0
+    assert reached[240, 10] and reached[250, 200]
+    assert not reached[10, 240] and not reached[40, 200]
+
+
+def test_steps_bound_how_far_colour_travels() -> None:
+    x = torch.ones(1, 3, 256, 256)
+    _dab(x, 8, 8, BLUE)  # a corner of an empty page: 4-px cells, the dab in cells 0-3
+    near = _spread(x, 4)[3] > 0
+    assert near[20, 20] and not near[100, 100]
+    assert (_spread(x, 64)[3] > 0)[100, 100]
+
+
+def test_two_dabs_in_two_boxes_keep_their_colours() -> None:
+    x = _boxes()
+    red = (0.8, -0.8, -0.8)
+    _dab(x, 128, 44, BLUE)
+    _dab(x, 128, 212, red)  # the right box
+    out = _spread(x)
+    assert torch.allclose(out[:3, 60, 20], torch.tensor(BLUE), atol=1e-5)
+    assert torch.allclose(out[:3, 60, 200], torch.tensor(red), atol=1e-5)
+    assert out[3, 60, 128] < 0  # the middle box has no dab
+
+
+def test_grey_and_black_marks_are_not_dabs() -> None:
+    x = _boxes()
+    _dab(x, 128, 44, (0.2, 0.2, 0.2))  # a grey smudge: no colour, so no hint
+    assert (_spread(x)[3] < 0).all()
+
+
+def test_a_unet_with_propagation_reads_rgb_and_has_weights_for_the_new_channels() -> None:
+    g = networks.create_generator("unet_256", ngf=4, hint_propagation=8)
+    assert networks.input_channels(g) == 3
+    first = next(m for m in g.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first.in_channels == 7
+    with torch.no_grad():
+        assert g.eval()(torch.zeros(1, 3, 256, 256)).shape == (1, 3, 256, 256)
+    with pytest.raises(ValueError, match="RGB"):
+        networks.create_generator("unet_256", in_channels=1, hint_propagation=8)
+    with pytest.raises(ValueError, match="at least 1"):
+        networks.HintPropagation(0)
+
+
+def test_growing_a_trained_generator_keeps_its_outputs_until_it_trains(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    g = Pix2PixGenerator("unet_256", {"ngf": 4}, {"hints": True, "input_kind": "edges"})
+    networks.init_weights(g.net)
+    grown = add_hint_propagation(g, 16)
+    assert grown.network_kwargs["hint_propagation"] == 16 and grown.task.hints
+    assert add_hint_propagation(grown, 16) is grown
+    with pytest.raises(ValueError, match="already spreads"):
+        add_hint_propagation(grown, 8)
+    x = _boxes()
+    _dab(x, 128, 44, BLUE)
+    with torch.no_grad():
+        assert torch.equal(g.eval()(x), grown.eval()(x))
+    # It saves and loads like any generator: config.json rebuilds the propagation.
+    grown.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["network"]["hint_propagation"] == 16
+    again = load_generator(tmp_path / "m").eval()
+    assert again.in_channels == 3
+    with torch.no_grad():
+        assert torch.equal(again(x), grown(x))
+    resnet = Pix2PixGenerator("resnet_6blocks", {"ngf": 4})
+    with pytest.raises(ValueError, match="U-Nets"):
+        add_hint_propagation(resnet, 8)
+
+
+def test_the_onnx_export_spreads_hints_as_pytorch_does(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    from pix2pix.export import export_onnx
+
+    torch.manual_seed(0)
+    g = Pix2PixGenerator("unet_256", {"ngf": 4, "hint_propagation": 12}, {"hints": True})
+    networks.init_weights(g.net)
+    path = tmp_path / "g.onnx"
+    export_onnx(g, path)
+    x = _boxes()
+    _dab(x, 128, 44, BLUE)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    assert session.get_inputs()[0].shape[1] == 3
+    with torch.no_grad(), networks.eval_mode(g, input_stats=True, noise=None):
+        want = g(x).numpy()
+    assert np.abs(got - want).max() < 1e-4
+
+
+def test_training_with_hint_propagation(tmp_path: Path) -> None:
+    from tests.test_train import run  # main() in this process, Accelerate's state reset after
+
+    root = _folder(tmp_path / "data")
+    common = [
+        "--data", str(root), "--netG", "unet_128", "--ngf", "4", "--ndf", "4",
+        "--load-size", "128", "--crop-size", "128", "--max-steps", "2", "--workers", "0",
+        "--sample-every", "0", "--hints", "--mixed-precision", "no",
+    ]  # fmt: skip
+    assert run(*common, "--out", str(tmp_path / "a"), "--hint-propagation", "8") == 0
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["network"]["hint_propagation"] == 8
+    assert "spread over their shapes (8 steps)" in config["task"]["notes"]
+    # Fine-tuning a generator without it grows one; a resumed run keeps it.
+    assert run(*common, "--out", str(tmp_path / "b")) == 0
+    grown = tmp_path / "c"
+    assert run(*common, "--out", str(grown), "--init-from", str(tmp_path / "b"),
+               "--hint-propagation", "8", "--no-gan") == 0  # fmt: skip
+    assert json.loads((grown / "config.json").read_text())["network"]["hint_propagation"] == 8
+    assert run("--resume", grown, "--max-steps", "3") == 0
+    assert load_generator(grown).network_kwargs["hint_propagation"] == 8
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--hint-propagation", "8"], "needs --hints"),
+        (["--hints", "--hint-propagation", "-1"], "0 or more"),
+    ],
+)
+def test_bad_hint_propagation_options_are_refused(
+    tmp_path: Path, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from train.train import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "o"), *extra])
+    assert message in capsys.readouterr().err
