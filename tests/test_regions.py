@@ -126,3 +126,21 @@ def test_hint_scores_follow_the_dabs_and_measure_leak() -> None:
         assert s["leak_median"] > 50  # the undabbed box moved all the way to the dab's colour
     # The white, hintless output is far from the target in every region.
     assert s["median_de"] > 50 and s["within_10"] == 0.0
+    # Red and blue are colours: every dabbed region counts among the colour dabs.
+    assert s["colour_dabs"]["regions"] == len(dabbed) and s["grey_dabs"]["regions"] == 0
+
+
+def test_dabs_are_split_into_colours_and_greys() -> None:
+    from train.report_colour import is_colour
+
+    rgb = np.array([[200, 30, 30], [128, 128, 128], [255, 255, 255], [20, 20, 20], [90, 70, 60]])
+    assert is_colour(rgb).tolist() == [True, False, False, False, False]
+    art, target = _boxes([RED, (128, 128, 128)])
+    regions = R.find_regions(art)
+    dabbed = list(range(regions.count))
+    scores = Scores()
+    colours = R.region_means(target, regions)
+    score_drawing((target, target), target, regions, dabbed, colours, scores)
+    s = scores.summary()
+    assert s["colour_dabs"]["regions"] == 1 and s["grey_dabs"]["regions"] == 1
+    assert s["grey_dabs"]["median_de"] < 1e-6 and s["grey_dabs"]["within_10"] == 1.0

@@ -10,9 +10,11 @@ the region, the same dabs for every model). ``train.regions`` gives the measures
 
 - no hints: median region dE76 against the target, share of regions within dE 10, the share of
   drawings whose dominant hue is yellow (targets' share beside it), distinct dominant hues;
-- with dabs: median dE in the dabbed regions, share within dE 10; *leak*: how far regions that got
-  no dab but lie next to one moved toward its colour (dE toward the dab's colour, no-hint output
-  minus dabbed output, median over such regions; 0: no leak);
+- with dabs: median dE in the dabbed regions, share within dE 10, also split by the dab's colour:
+  a colour, or grey (black and white included: on white paper a grey dab looks like pencil
+  shading and a white one is invisible; ``networks.HintPropagation.CHROMA`` draws the line);
+  *leak*: how far regions that got no dab but lie next to one moved toward its colour (dE toward
+  the dab's colour, no-hint output minus dabbed output, median over such regions; 0: no leak);
 - smoothness: high-frequency energy inside flat target regions, output against target.
 
 Writes ``docs/results/colour_grid.jpg`` (line art | each model without hints | the dabs | each
@@ -50,6 +52,7 @@ class Scores:
 
     de: list[float] = field(default_factory=list)  # every region, no hints
     hinted_de: list[float] = field(default_factory=list)  # dabbed regions
+    hinted_colour: list[bool] = field(default_factory=list)  # each dab: a colour, not grey
     leak: list[float] = field(default_factory=list)  # undabbed neighbours of dabbed regions
     hues: list[str] = field(default_factory=list)  # dominant hue per drawing, no hints
     energy: list[float] = field(default_factory=list)  # flat regions, output (no hints)
@@ -68,6 +71,13 @@ class Scores:
             "hinted_regions": len(hinted),
             "hinted_median_de": float(np.median(hinted)) if len(hinted) else float("nan"),
             "hinted_within_10": float((hinted <= 10).mean()) if len(hinted) else float("nan"),
+            **{
+                f"{kind}_dabs": _dabbed(hinted[mask])
+                for kind, mask in (
+                    ("colour", np.array(self.hinted_colour, bool)),
+                    ("grey", ~np.array(self.hinted_colour, bool)),
+                )
+            },
             "leak_median": float(np.median(self.leak)) if self.leak else float("nan"),
             "leak_mean": float(np.mean(self.leak)) if self.leak else float("nan"),
             "flat_energy": float(np.nanmedian(self.energy)) if self.energy else float("nan"),
@@ -75,6 +85,25 @@ class Scores:
                 float(np.nanmedian(self.target_energy)) if self.target_energy else float("nan")
             ),
         }
+
+
+def _dabbed(de: np.ndarray) -> dict[str, float]:
+    """Count, median dE and share within dE 10 of some dabbed regions."""
+    if not len(de):
+        return {"regions": 0, "median_de": float("nan"), "within_10": float("nan")}
+    return {
+        "regions": len(de),
+        "median_de": float(np.median(de)),
+        "within_10": float((de <= 10).mean()),
+    }
+
+
+def is_colour(rgb: np.ndarray) -> np.ndarray:
+    """Which (..., 3) uint8-range RGB colours a hint model reads as colour dabs, not grey."""
+    from pix2pix.networks import HintPropagation
+
+    rgb = np.asarray(rgb, np.float64)
+    return (rgb.max(-1) - rgb.min(-1)) / 255 > HintPropagation.CHROMA
 
 
 def dab_regions(
@@ -115,6 +144,7 @@ def score_drawing(
     got_h = R.region_means(hinted, regions)
     scores.de += R.delta_e(got, want).tolist()
     scores.hinted_de += R.delta_e(got_h[dabbed], want[dabbed]).tolist()
+    scores.hinted_colour += is_colour(R.region_rgb_means(target, regions)[dabbed]).tolist()
     near = R.neighbours(regions)
     dab_of = dict(zip(dabbed, dab_colours, strict=True))
     for j in range(regions.count):
@@ -253,6 +283,14 @@ def table(scores: dict[str, Scores], models: list[str]) -> str:
         ("median dE76 in dabbed regions", lambda m: f"{s[m]['hinted_median_de']:.1f}"),
         ("dabbed regions within dE 10", lambda m: f"{s[m]['hinted_within_10']:.0%}"),
         (
+            "dabs of a colour: regions, median dE76, within dE 10",
+            lambda m: _dab_cell(s[m]["colour_dabs"]),
+        ),
+        (
+            "grey, black or white dabs: regions, median dE76, within dE 10",
+            lambda m: _dab_cell(s[m]["grey_dabs"]),
+        ),
+        (
             "leak: undabbed neighbours' move toward the dab (median / mean dE)",
             lambda m: f"{s[m]['leak_median']:.1f} / {s[m]['leak_mean']:.1f}",
         ),
@@ -265,6 +303,10 @@ def table(scores: dict[str, Scores], models: list[str]) -> str:
     lines = ["| measure | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     lines += [f"| {label} | " + " | ".join(fn(m) for m in models) + " |" for label, fn in rows]
     return "\n".join(lines)
+
+
+def _dab_cell(d: dict[str, float]) -> str:
+    return f"{d['regions']}, {d['median_de']:.1f}, {d['within_10']:.0%}"
 
 
 def replace_section(results: Path, text: str, *, name: str = "colour") -> None:
