@@ -535,6 +535,14 @@ def examples_grid(
     return grid
 
 
+# The three segmentation scores, in the paper's order (Table 1's columns).
+SCORE_NAMES = (
+    ("pixel_accuracy", "per-pixel accuracy"),
+    ("mean_class_accuracy", "per-class accuracy"),
+    ("mean_class_iou", "class IoU"),
+)
+
+
 def format_table(results: dict[str, Any]) -> str:
     """The results as a plain-text table."""
     m = results["metrics"]
@@ -549,23 +557,17 @@ def format_table(results: dict[str, Any]) -> str:
         f"{m['colourfulness_median']:>12.2f}{m['target_colourfulness_median']:>12.2f}",
     ]
     fcn = results["fcn"]
-    if fcn is not None:
-        for key, name in (
-            ("pixel_accuracy", "FCN per-pixel accuracy"),
-            ("mean_class_accuracy", "FCN per-class accuracy"),
-            ("mean_class_iou", "FCN class IoU"),
-        ):
-            lines.append(f"{name:<40}{fcn['generated'][key]:>12.4f}{fcn['real'][key]:>12.4f}")
-    else:
+    if fcn is None:
         lines.append(f"FCN-score {results['fcn_note']}")
     scores = results.get("label_scores")
-    if scores is not None:
-        for key, name in (
-            ("pixel_accuracy", "label map per-pixel accuracy"),
-            ("mean_class_accuracy", "label map per-class accuracy"),
-            ("mean_class_iou", "label map class IoU"),
-        ):
-            lines.append(f"{name:<40}{scores[key]:>12.4f}")
+    for prefix, columns in (
+        ("FCN", None if fcn is None else (fcn["generated"], fcn["real"])),
+        ("label map", None if scores is None else (scores,)),
+    ):
+        for key, what in SCORE_NAMES:
+            if columns is not None:
+                name = f"{prefix} {what}"
+                lines.append(f"{name:<40}" + "".join(f"{c[key]:>12.4f}" for c in columns))
     cls = results.get("classification")
     if cls is not None:
         name = "classifier accuracy"

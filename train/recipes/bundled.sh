@@ -14,14 +14,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} HF_HUB_OFFLINE=1
 RUNS=${RUNS:-runs}
 mkdir -p "$RUNS"
 
-timed() {  # timed NAME COMMAND... : run, log, record the wall time
-  local name=$1 start=$SECONDS
-  shift
-  mkdir -p "$RUNS/$name"
-  "$@" >"$RUNS/$name.log" 2>&1
-  echo $((SECONDS - start)) >"$RUNS/$name/seconds.txt"
-  echo "$name: $((SECONDS - start)) s"
-}
+source train/recipes/lib.sh  # timed
 
 data() {
   $PY -m train.datasets.synthetic_facades --out data/facades --seed 0

@@ -32,14 +32,7 @@ BUDGET=(--load-size 143 --crop-size 128 --batch-size 1 --epochs 8 --epochs-decay
   --save-every 500 --sample-every 1000 --workers 0 --mixed-precision auto)
 NAME="synthetic facades (train.datasets.synthetic_facades --seed 0)"
 
-timed() {  # timed NAME COMMAND... : run, log, record the wall time
-  local name=$1 start=$SECONDS
-  shift
-  mkdir -p "$RUNS/$name"
-  "$@" >"$RUNS/$name.log" 2>&1
-  echo $((SECONDS - start)) >"$RUNS/$name/seconds.txt"
-  echo "$name: $((SECONDS - start)) s"
-}
+source train/recipes/lib.sh  # timed
 
 paired() {  # paired NAME DIRECTION EXTRA...
   local name=$1 direction=$2
