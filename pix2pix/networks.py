@@ -199,16 +199,24 @@ class HintPropagation(nn.Module):
         source = (share >= 0.25).to(x.dtype) * free
         colour = F.avg_pool2d(rgb * dab, s) / share.clamp(min=1e-6)  # the dab pixels' mean
         seed = torch.cat([colour * source, source], 1)  # (B, 4, h, w): colour x reach, reach
-        keep = 1 - source
+        gate = free * (1 - source)  # cells that take their neighbours' colour
+        plus = None
+        if torch.onnx.is_in_onnx_export():
+            plus = torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]], dtype=x.dtype)
+            plus = plus.to(x.device).expand(4, 1, 3, 3)
         state = seed
         for _ in range(self.steps):
-            # Sums over each cell and its 4 neighbours (shifted views: faster than a depthwise
-            # convolution on CPUs, and plain Pad/Slice/Add in ONNX).
-            pad = F.pad(state, (1, 1, 1, 1))
-            total = state + pad[:, :, :-2, 1:-1] + pad[:, :, 2:, 1:-1]
-            total = total + pad[:, :, 1:-1, :-2] + pad[:, :, 1:-1, 2:]
+            # Sums over each cell and its 4 neighbours: one depthwise convolution in ONNX (one
+            # node: 20% faster than shifted views in onnxruntime-web), shifted views elsewhere
+            # (PyTorch's CPU depthwise convolution is 6x slower on these small grids).
+            if plus is not None:
+                total = F.conv2d(state, plus, padding=1, groups=4)
+            else:
+                pad = F.pad(state, (1, 1, 1, 1))
+                total = state + pad[:, :, :-2, 1:-1] + pad[:, :, 2:, 1:-1]
+                total = total + pad[:, :, 1:-1, :-2] + pad[:, :, 1:-1, 2:]
             # Reached cells: their reached neighbours' mean colour, reach 1; the others stay 0.
-            state = total / total[:, 3:].clamp(min=1.0) * free * keep + seed
+            state = total * (gate / total[:, 3:].clamp(min=1.0)) + seed
         reach = state[:, 3:]
         out = torch.cat([(state[:, :3] * 2 - reach), reach * 2 - 1], 1)
         return F.interpolate(out, scale_factor=s, mode="nearest")  # (B, 4, H, W)

@@ -5,6 +5,7 @@
 #   bash train/recipes/lineart.sh train             # the run (resumes exactly if stopped)
 #   bash train/recipes/lineart.sh finetune          # one more epoch with L1 only: smooth fills
 #   bash train/recipes/lineart.sh hints             # 10 more epochs, L1, stronger hints (session 9)
+#   bash train/recipes/lineart.sh propagate         # 11 more, G reads the hints spread (session 10)
 #   bash train/recipes/lineart.sh export            # the last stage's model -> checkpoints/
 #   bash train/recipes/lineart.sh report            # docs/RESULTS.md's section and grids
 #
@@ -28,6 +29,11 @@
 # 10,501 training pairs), dabs on 70% of the examples (--hint-none-share 0.3) and 1 to 16 of
 # them (--hint-max-dabs 16), Adam 1e-4 constant for 6 epochs, then decayed linearly to 0 over 4.
 # The earlier stages ran on the data of session 8 (11,178 pairs, duplicates included).
+# Propagate (session 10): the hints stage still left dabbed regions at median dE 21. From its
+# generator, grown with --hint-propagation 48 (networks.HintPropagation: the dabs' colours spread
+# over their shapes up to the lines, 48 steps of 4-px cells, as 4 more input channels whose first
+# weights start at 0), 11 more epochs of 100 L1 with the hints stage's dabs: Adam 1e-4 constant
+# for 6 epochs, then decayed linearly to 0 over 5.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -71,12 +77,23 @@ case "${1:-}" in
         --seed 2 --mixed-precision auto --compile off --input-kind edges --dataset "$NAME"
     fi
     ;;
+  propagate)
+    if [ -d "$RUNS/$RUN-v4/checkpoint" ]; then
+      $PY -m train.train --resume "$RUNS/$RUN-v4"
+    else
+      $PY -m train.train --init-from "$RUNS/$RUN-v3" --data "$DATA" --out "$RUNS/$RUN-v4" \
+        --no-gan --hints --hint-propagation 48 --hint-none-share 0.3 --hint-max-dabs 16 \
+        --batch-size 4 --lr 1e-4 --epochs 6 --epochs-decay 5 --lambda-l1 100 --save-every 1000 \
+        --sample-every 1000 --seed 3 --mixed-precision auto --compile off --input-kind edges \
+        --dataset "$NAME"
+    fi
+    ;;
   export)
-    src="$RUNS/$RUN-v3"
+    src="$RUNS/$RUN-v4"
     rm -rf checkpoints/lineart2color
     $PY -m pix2pix.convert "$src" checkpoints/lineart2color --fp16 --input-kind edges \
       --train-size 256 --patch 70 --hints --dataset "$NAME" --license cc-by-sa-4.0 \
-      --notes "Line art to colour with colour hints: a dab of colour inside a shape chooses that shape's colour. $RUN: the paper's recipe at ngf 16 (unet_256, 70x70 PatchGAN, cGAN + 100 L1, batch 4, 256 px crops of 286 px, mirroring, 22,360 steps) with colour-hint dabs sampled from the targets, then one epoch of L1 alone for smooth fills ($RUN-l1), then 10 epochs of L1 with dabs on 70% of the examples, up to 16 each ($RUN-v3: 26,260 steps of batch 4); see docs/RESULTS.md and train/recipes/lineart.sh. Data: OpenMoji (openmoji.org), CC BY-SA 4.0 (designer line art); line art derived from the flat colour fills of Fluent Emoji Flat (Microsoft Corporation), MIT; Twemoji (Twitter), CC BY 4.0; Noto Emoji (Google Inc), Apache 2.0; Emoji One, CC BY 4.0. The weights are shared under the same licence as OpenMoji's data, CC BY-SA 4.0 (share alike); the other sets' licences allow that, with their credits kept here."
+      --notes "Line art to colour with colour hints: a dab of colour inside a shape chooses that shape's colour. $RUN: the paper's recipe at ngf 16 (unet_256, 70x70 PatchGAN, cGAN + 100 L1, batch 4, 256 px crops of 286 px, mirroring, 22,360 steps) with colour-hint dabs sampled from the targets, then one epoch of L1 alone for smooth fills ($RUN-l1), then 10 epochs of L1 with dabs on 70% of the examples, up to 16 each ($RUN-v3: 26,260 steps of batch 4), then 11 epochs of L1 with the dabs' colours spread over their shapes up to the lines as 4 more input channels (networks.HintPropagation, 48 steps; $RUN-v4: 28,886 steps of batch 4); see docs/RESULTS.md and train/recipes/lineart.sh. Data: OpenMoji (openmoji.org), CC BY-SA 4.0 (designer line art); line art derived from the flat colour fills of Fluent Emoji Flat (Microsoft Corporation), MIT; Twemoji (Twitter), CC BY 4.0; Noto Emoji (Google Inc), Apache 2.0; Emoji One, CC BY 4.0. The weights are shared under the same licence as OpenMoji's data, CC BY-SA 4.0 (share alike); the other sets' licences allow that, with their credits kept here."
     ;;
   report)  # against the previous default model, taken from git (the last commit that shipped it)
     previous=$RUNS/previous-lineart2color
@@ -89,5 +106,5 @@ case "${1:-}" in
       --model "session 8 (cGAN + L1 epoch)=$RUNS/$RUN-l1" \
       --model "shipped (session 9: + hints stage)=checkpoints/lineart2color"
     ;;
-  *) echo "usage: $0 data | train | finetune | export | report" >&2; exit 2 ;;
+  *) echo "usage: $0 data | train | finetune | hints | propagate | export | report" >&2; exit 2 ;;
 esac
