@@ -95,16 +95,16 @@ case "${1:-}" in
       --train-size 256 --patch 70 --hints --dataset "$NAME" --license cc-by-sa-4.0 \
       --notes "Line art to colour with colour hints: a dab of colour inside a shape chooses that shape's colour. $RUN: the paper's recipe at ngf 16 (unet_256, 70x70 PatchGAN, cGAN + 100 L1, batch 4, 256 px crops of 286 px, mirroring, 22,360 steps) with colour-hint dabs sampled from the targets, then one epoch of L1 alone for smooth fills ($RUN-l1), then 10 epochs of L1 with dabs on 70% of the examples, up to 16 each ($RUN-v3: 26,260 steps of batch 4), then 11 epochs of L1 with the dabs' colours spread over their shapes up to the lines as 4 more input channels (networks.HintPropagation, 48 steps; $RUN-v4: 28,886 steps of batch 4); see docs/RESULTS.md and train/recipes/lineart.sh. Data: OpenMoji (openmoji.org), CC BY-SA 4.0 (designer line art); line art derived from the flat colour fills of Fluent Emoji Flat (Microsoft Corporation), MIT; Twemoji (Twitter), CC BY 4.0; Noto Emoji (Google Inc), Apache 2.0; Emoji One, CC BY 4.0. The weights are shared under the same licence as OpenMoji's data, CC BY-SA 4.0 (share alike); the other sets' licences allow that, with their credits kept here."
     ;;
-  report)  # against the previous default model, taken from git (the last commit that shipped it)
-    previous=$RUNS/previous-lineart2color
-    if [ ! -f "$previous/checkpoints/lineart2color/model.safetensors" ]; then
-      mkdir -p "$previous"
-      git archive 2879d30 checkpoints/lineart2color | tar -x -C "$previous"
-    fi
+  report)  # against the previous default model, taken from git (the commit that shipped it)
+    for rev in f2cf63f; do
+      if [ ! -f "$RUNS/previous-$rev/checkpoints/lineart2color/model.safetensors" ]; then
+        mkdir -p "$RUNS/previous-$rev"
+        git archive "$rev" checkpoints/lineart2color | tar -x -C "$RUNS/previous-$rev"
+      fi
+    done
     $PY -m train.report_colour --data "$DATA" --intro docs/results/colour_intro.md \
-      --model "session 7=$previous/checkpoints/lineart2color" \
-      --model "session 8 (cGAN + L1 epoch)=$RUNS/$RUN-l1" \
-      --model "shipped (session 9: + hints stage)=checkpoints/lineart2color"
+      --model "session 9=$RUNS/previous-f2cf63f/checkpoints/lineart2color" \
+      --model "session 10 (shipped)=checkpoints/lineart2color"
     ;;
   *) echo "usage: $0 data | train | finetune | hints | propagate | export | report" >&2; exit 2 ;;
 esac
