@@ -509,11 +509,13 @@ def _compiled(ctx: Context, *, bf16: bool) -> Runner:
         # from others (their dispatch keys differ), and callers pass either.
         return x.to(dtype=dtype, memory_format=layout, copy=True)
 
+    from pix2pix.export import TRACE_LOCK
+
     inductor_cache_dir()
     # freezing is read while dynamo traces (parameters become constants, guarded by identity)
     # and while inductor compiles, so it is set around the first call; process-wide, but only
-    # for as long as this compilation runs.
-    with torch._inductor.config.patch(freezing=True), torch.inference_mode():
+    # for as long as this compilation runs. TRACE_LOCK: no ONNX export traces meanwhile.
+    with TRACE_LOCK, torch._inductor.config.patch(freezing=True), torch.inference_mode():
         compiled(prepare(test_input(shape).to(ctx.device)))
     # From here on the runner never compiles: a call whose guards fail runs eagerly.
     run_only = torch._dynamo.run(compiled)

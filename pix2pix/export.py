@@ -126,7 +126,11 @@ class _InputStatsNorm(nn.Module):
         return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
 
 
-_TRACE_LOCK = threading.Lock()
+# torch.export and torch.compile's tracing share process-wide state (dynamo's trace metadata,
+# ``torch.compiler.is_exporting``): in threads at once they fail ("... is not tracked with proxy",
+# ``KeyError: 'custom'``). The app exports for browsers and compiles candidates in the background,
+# so both hold this lock while they trace (``pix2pix.backends``' compiled candidates too).
+TRACE_LOCK = threading.Lock()
 
 
 def export_view(generator: nn.Module, norm: str = "instance") -> nn.Module:
@@ -390,9 +394,7 @@ def _trace_graph(view: nn.Module, example: torch.Tensor, multiple: int, opset: i
     rows, cols = dim("rows", min=1, max=most), dim("cols", min=1, max=most)
     height = rows * multiple if multiple > 1 else rows
     width = cols * multiple if multiple > 1 else cols
-    # torch.export traces through process-wide state: two exports in threads at once (the app
-    # exporting two models for browsers) failed with "... is not tracked with proxy".
-    with _TRACE_LOCK, warnings.catch_warnings():
+    with TRACE_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter
         program = torch.onnx.export(
             view,

@@ -181,6 +181,28 @@ def test_the_compiled_candidate_matches_fp32_and_compiles_once(
 
 
 @needs_cxx
+def test_compiling_waits_for_an_onnx_export_in_another_thread() -> None:
+    """torch.export and dynamo share process-wide trace state: the app's ONNX export for browsers
+    and its compiled-candidate measurement, both in background threads, raced into
+    ``KeyError: 'custom'`` and a lost candidate. Both hold ``export.TRACE_LOCK``."""
+    from pix2pix import export
+
+    done: list[backends.Runner] = []
+    builder = threading.Thread(
+        target=lambda: done.append(_candidate("inductor-fp32").build(_ctx(_model())))
+    )
+    stats = torch._dynamo.utils.counters["stats"]  # calls_captured: ops dynamo has traced
+    with export.TRACE_LOCK:  # as an export in progress holds it
+        before = stats["calls_captured"]
+        builder.start()
+        builder.join(timeout=3.0)  # without the lock dynamo traces within a second
+        assert stats["calls_captured"] == before, "the compiled candidate traced during an export"
+        assert builder.is_alive() and not done
+    builder.join(timeout=600)
+    assert done, "the compiled candidate did not build once the export ended"
+
+
+@needs_cxx
 def test_the_app_never_compiles_on_a_request_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
