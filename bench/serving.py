@@ -61,6 +61,13 @@ def serve(
         yield Server(url.rstrip("/") + "/", app, time.perf_counter() - start)
     finally:
         app.blocks.close()
+        # The app's background work (ONNX exports for browsers, backend measurement) traces
+        # models with torch.export / torch.compile, through dynamo's process-wide state: left
+        # running into what this process does next, it raced it (KeyError: 'custom' under
+        # torch.manual_seed). Stopping means letting it end.
+        for thread in threading.enumerate():
+            if thread.name.startswith(("pix2pix-onnx", "pix2pix-backend")):
+                thread.join(timeout=600)
 
 
 class _StaticHandler(SimpleHTTPRequestHandler):

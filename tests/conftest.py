@@ -31,7 +31,12 @@ GOLDEN = Path(os.environ.get("PIX2PIX_GOLDEN") or Path(__file__).parent / "golde
 
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
-    torch.manual_seed(0)
+    # The generators' own seeding, not torch.manual_seed: once dynamo is imported, that runs under
+    # dynamo's disable wrapper, which edits process-wide trace metadata that a test server's
+    # background ONNX export (torch.export, in a thread) edits too: KeyError: 'custom'.
+    torch.default_generator.manual_seed(0)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(0)
 
 
 @pytest.fixture(scope="session")

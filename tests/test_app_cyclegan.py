@@ -9,7 +9,6 @@ saves them (``save_generator(G, folder, reverse=F)``), plus a reference run fold
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,13 +96,7 @@ def server(folder: Path) -> Iterator[Server]:
     # browser_mode: the ONNX exports the canvas runs in a visitor's browser are served too.
     with serve(folder / "registry.toml", browser_mode=True) as running:
         assert running.app.store.wait(120), "background loading did not finish"
-        yield running
-        # The ONNX prefetch traces models with torch.export in a thread; left running into the
-        # next test module it raced torch.manual_seed there over dynamo's global trace metadata
-        # (KeyError: 'custom' in torch.fx.traceback.annotate). Let it finish first.
-        for thread in threading.enumerate():
-            if thread.name.startswith("pix2pix-onnx"):
-                thread.join(timeout=600)
+        yield running  # serve() lets the ONNX prefetch end before the next module
 
 
 @pytest.fixture(scope="module")
