@@ -730,16 +730,10 @@ def add_hint_propagation(G: Pix2PixGenerator, steps: int) -> Pix2PixGenerator:
     )
     state = G.net.state_dict()
     for key, value in grown.net.state_dict().items():
-        old = state[key]
-        if old.shape != value.shape:  # the first conv: (ngf, C + 4, 4, 4) from (ngf, C, 4, 4)
-            old = torch.cat(
-                [
-                    old,
-                    old.new_zeros(value.shape[0], value.shape[1] - old.shape[1], *value.shape[2:]),
-                ],
-                1,
-            )
-        state[key] = old
+        # The first conv: (ngf, C, 4, 4) -> (ngf, C + 4, 4, 4), the new input channels' weights 0.
+        extra = value.shape[1] - state[key].shape[1] if value.ndim == 4 else 0
+        if extra:
+            state[key] = torch.nn.functional.pad(state[key], (0, 0, 0, 0, 0, extra))
     grown.net.load_state_dict(state, strict=True)
     return grown
 
