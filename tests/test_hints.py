@@ -65,6 +65,50 @@ def test_a_dab_stays_inside_its_shape() -> None:
     assert torch.equal(out[:, 128, 120], inp[:, 128, 120])  # the green box is untouched
 
 
+def test_a_soft_dab_fades_into_the_paper_over_its_rim_and_stays_inside_its_shape() -> None:
+    inp, target = _drawing()
+    red = torch.tensor(COLOURS["red"])
+    out = inp.clone()
+    painted = paint_dab(out, target, (128, 40), 8.0, soft_edge=4.0)
+    row = out[:, 128]  # (3, W) across the dab's centre
+    assert torch.allclose(row[:, 40], red) and torch.allclose(row[:, 45], red)  # solid inside
+    # The rim (radius 6 to 10): strictly between the colour and the paper, fading outward.
+    rim = row[1, 47:50]
+    assert ((rim > red[1]) & (rim < 1)).all() and (rim.diff() > 0).all()
+    # The opacity is linear: half-way at the radius, i.e. half-way between paper and colour.
+    assert torch.allclose(row[1, 48], (red[1] + 1) / 2, atol=1e-5)
+    assert torch.equal(row[:, 51], inp[:, 128, 51]) and not painted[128, 51]
+    # Every pixel it touched mixes the dab's colour with the paper; none is a line.
+    changed = (out != inp).any(0)
+    assert torch.equal(changed, painted) and not (changed & line_mask(inp)).any()
+    alpha = (1 - out[1][changed]) / (1 - red[1])
+    assert torch.allclose(out[:, changed], alpha * red[:, None] + (1 - alpha), atol=1e-5)
+    # Near the outline (the red box's left line is x 8-10) the rim stops at the line.
+    near = inp.clone()
+    paint_dab(near, target, (128, 14), 8.0, soft_edge=4.0)
+    assert torch.equal(near[:, :, 8:11], inp[:, :, 8:11])
+    # Hard edges (the default) stay as they were: the colour, the paper or a line, nothing between.
+    hard = inp.clone()
+    paint_dab(hard, target, (128, 40), 8.0)
+    assert set(hard[1, 128].unique().tolist()) == {-1.0, 1.0, float(red[1])}
+    with pytest.raises(ValueError, match="soft_edge"):
+        DabSpec(soft_edge=-1.0)
+
+
+def test_sampled_dabs_get_soft_rims_only_when_asked() -> None:
+    inp, target = _drawing()
+    mixed = {}
+    for edge in (0.0, 3.0):
+        torch.manual_seed(0)
+        out, count = sample_dabs(inp, target, DabSpec(none_share=0.0, soft_edge=edge))
+        changed = (out != inp).any(0)
+        # Pixels whose colour is neither the target's nor the paper's: the rims' blend.
+        blend = (out - target).abs().amax(0) > SAME_COLOUR
+        mixed[edge] = int((changed & blend).sum())
+        assert count >= 1
+    assert mixed[0.0] == 0 and mixed[3.0] > 0
+
+
 def test_none_share_gives_that_share_of_examples_without_dabs() -> None:
     inp, target = _drawing()
     for share in (0.0, 0.5, 1.0):

@@ -13,7 +13,9 @@ capsule) of radius ``radius`` pixels at 256 px (scaled with the crop side), cent
 pixel that is neither a line of the drawing nor white in the target, and painted with the
 target's colour at that pixel. It covers only pixels that are not lines and whose target colour is
 close to that colour, so it never crosses a line into a neighbouring shape, as a person dabbing
-inside a shape would not.
+inside a shape would not. With ``soft_edge`` its rim fades into what lies under it over up to
+that many pixels, as a brush on the canvas draws it (anti-aliased, then downscaled): a model that
+saw only hard-edged dabs leaves a darker ring where a visitor's dab faded.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class DabSpec:
     radius: tuple[float, float] = (3.0, 10.0)
     stroke_share: float = 0.5
     stroke_length: tuple[float, float] = (8.0, 40.0)
+    soft_edge: float = 0.0  # each dab's rim fades over U(0, soft_edge) pixels (0: hard edges)
 
     def __post_init__(self) -> None:
         if not 0 <= self.none_share <= 1:
@@ -51,6 +54,8 @@ class DabSpec:
             raise ValueError(f"radius must be (low, high) with 0 < low <= high: {self.radius}")
         if not 0 <= self.stroke_share <= 1:
             raise ValueError(f"stroke_share must be in [0, 1], got {self.stroke_share}")
+        if self.soft_edge < 0:
+            raise ValueError(f"soft_edge must be 0 or more pixels, got {self.soft_edge}")
 
 
 def line_mask(inp: torch.Tensor) -> torch.Tensor:
@@ -58,13 +63,11 @@ def line_mask(inp: torch.Tensor) -> torch.Tensor:
     return inp.amin(0) < LINE_LEVEL
 
 
-def dab_mask(
-    shape: tuple[int, int], centre: tuple[float, float], radius: float, end: tuple[float, float]
+def capsule_distance(
+    shape: tuple[int, int], centre: tuple[float, float], end: tuple[float, float]
 ) -> torch.Tensor:
-    """A capsule from ``centre`` to ``end`` (y, x in pixels) of ``radius``: (H, W) bool.
-
-    With ``end == centre`` it is a disc.
-    """
+    """Each pixel's distance (pixels) to the segment from ``centre`` to ``end`` (y, x): (H, W)
+    float32; to the point ``centre`` when ``end == centre``."""
     h, w = shape
     yy = torch.arange(h, dtype=torch.float32)[:, None]
     xx = torch.arange(w, dtype=torch.float32)[None, :]
@@ -75,7 +78,7 @@ def dab_mask(
         t = torch.zeros(())
     else:  # the nearest point of the segment to each pixel
         t = (((yy - y0) * dy + (xx - x0) * dx) / length2).clamp(0, 1)
-    return (yy - (y0 + t * dy)) ** 2 + (xx - (x0 + t * dx)) ** 2 <= radius * radius
+    return ((yy - (y0 + t * dy)) ** 2 + (xx - (x0 + t * dx)) ** 2).sqrt()
 
 
 def paint_dab(
@@ -86,11 +89,14 @@ def paint_dab(
     end: tuple[float, float] | None = None,
     *,
     lines: torch.Tensor | None = None,
+    soft_edge: float = 0.0,
 ) -> torch.Tensor:
     """Paint one dab of the target's colour at ``centre`` (y, x) onto ``inp``, in place.
 
     Covers the capsule's pixels that are not lines of ``inp`` and whose target colour is within
-    ``SAME_COLOUR`` of the centre's. Returns the (H, W) bool mask of painted pixels.
+    ``SAME_COLOUR`` of the centre's. With ``soft_edge`` > 0 (pixels) the dab's opacity falls
+    linearly from 1 to 0 across a rim that wide centred on ``radius``, blending the colour with
+    what is under it. Returns the (H, W) bool mask of painted pixels (any opacity).
     """
     if lines is None:
         lines = line_mask(inp)
@@ -99,24 +105,30 @@ def paint_dab(
     end = end if end is not None else (float(y), float(x))
     colour = target[:, y, x].clone()
     # Work in the capsule's bounding box only (a dab is small beside the image).
-    top = max(int(min(y, end[0]) - radius) - 1, 0)
-    left = max(int(min(x, end[1]) - radius) - 1, 0)
-    bottom = min(int(max(y, end[0]) + radius) + 2, h)
-    right = min(int(max(x, end[1]) + radius) + 2, w)
+    reach = radius + soft_edge / 2
+    top = max(int(min(y, end[0]) - reach) - 1, 0)
+    left = max(int(min(x, end[1]) - reach) - 1, 0)
+    bottom = min(int(max(y, end[0]) + reach) + 2, h)
+    right = min(int(max(x, end[1]) + reach) + 2, w)
     painted = torch.zeros((h, w), dtype=torch.bool)
     if bottom <= top or right <= left:
         return painted
     box = (slice(top, bottom), slice(left, right))
-    area = dab_mask(
+    distance = capsule_distance(
         (bottom - top, right - left),
         (float(y - top), float(x - left)),
-        radius,
         (end[0] - top, end[1] - left),
     )
+    if soft_edge > 0:
+        opacity = ((reach - distance) / soft_edge).clamp(0, 1)
+    else:
+        opacity = (distance <= radius).float()
     same = (target[:, box[0], box[1]] - colour[:, None, None]).abs().amax(0) <= SAME_COLOUR
-    local = area & same & ~lines[box]
+    local = (opacity > 0) & same & ~lines[box]
     painted[box] = local
-    inp[:, box[0], box[1]][:, local] = colour[:, None].to(inp.dtype)
+    under = inp[:, box[0], box[1]]
+    alpha = opacity[local].to(inp.dtype)
+    under[:, local] = alpha * colour[:, None].to(inp.dtype) + (1 - alpha) * under[:, local]
     return painted
 
 
@@ -162,6 +174,7 @@ def sample_dabs(
             length = float(a + (b - a) * torch.rand(())) * scale
             angle = float(torch.rand(())) * 2 * math.pi
             end = (y + length * math.sin(angle), x + length * math.cos(angle))
-        if paint_dab(out, target, (y, x), radius, end, lines=lines).any():
+        edge = float(spec.soft_edge * torch.rand(())) * scale if spec.soft_edge else 0.0
+        if paint_dab(out, target, (y, x), radius, end, lines=lines, soft_edge=edge).any():
             painted += 1
     return out, painted

@@ -130,6 +130,7 @@ RECIPE_OPTIONS = (
     "hints",
     "hint_none_share",
     "hint_max_dabs",
+    "hint_soft_edge",
     "data_a",
     "data_b",
     "lambda_cycle",
@@ -251,6 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --hints, an example with dabs gets 1 to this many (uniformly)",
     )
     data.add_argument(
+        "--hint-soft-edge",
+        type=float,
+        default=DabSpec().soft_edge,
+        metavar="PX",
+        help="with --hints, each dab's rim fades into the drawing over up to PX pixels at 256 px, "
+        "as the canvas's anti-aliased brush draws it (0: hard edges)",
+    )
+    data.add_argument(
         "--hint-propagation",
         type=int,
         default=0,
@@ -367,6 +376,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--hint-none-share must be between 0 and 1")
     if args.hint_max_dabs < 1:
         parser.error("--hint-max-dabs must be at least 1")
+    if args.hint_soft_edge < 0:
+        parser.error(f"--hint-soft-edge must be 0 or more pixels, got {args.hint_soft_edge}")
     if args.hint_propagation < 0:
         parser.error(f"--hint-propagation must be 0 or more steps, got {args.hint_propagation}")
     if args.hint_propagation and not args.hints:
@@ -1047,6 +1058,8 @@ def _recipe(
             f", colour-hint dabs sampled from the target (none for {args.hint_none_share:.0%} of "
             f"examples, else 1 to {getattr(args, 'hint_max_dabs', DabSpec().max_dabs)})"
         )
+        if getattr(args, "hint_soft_edge", 0):
+            crops += f", their rims fading over up to {args.hint_soft_edge:g} px"
         if getattr(args, "hint_propagation", 0):
             crops += (
                 f", the dabs' colours spread over their shapes ({args.hint_propagation} steps) "
@@ -1159,6 +1172,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             hints=DabSpec(
                 none_share=args.hint_none_share,
                 max_dabs=getattr(args, "hint_max_dabs", DabSpec().max_dabs),
+                soft_edge=getattr(args, "hint_soft_edge", DabSpec().soft_edge),
             )
             if getattr(args, "hints", False)
             else None,
