@@ -144,3 +144,34 @@ def test_dabs_are_split_into_colours_and_greys() -> None:
     s = scores.summary()
     assert s["colour_dabs"]["regions"] == 1 and s["grey_dabs"]["regions"] == 1
     assert s["grey_dabs"]["median_de"] < 1e-6 and s["grey_dabs"]["within_10"] == 1.0
+
+
+def test_soft_dabs_and_rings_are_measured_where_a_visitor_sees_them() -> None:
+    from train.report_colour import DAB_RADIUS, RING, dab_points, paint_points, ring_de
+
+    art, target = _boxes([RED, BLUE])
+    regions = R.find_regions(art)
+    points = dab_points(regions, np.random.default_rng(1))
+    hard = paint_points(art, target, points)
+    soft = paint_points(art, target, points, soft_edge=3.0)
+    for _, y, x in points:  # the same centres, solid in the middle
+        assert tuple(hard[y, x]) == tuple(soft[y, x]) == tuple(target[y, x])
+    rim = (soft != hard).any(axis=2)
+    assert rim.any() and not (rim & (art.min(axis=2) < 128)).any()
+    colours = R.region_means(target, regions)[[i for i, _, _ in points]]
+    # A model that fills each box with its target: no ring. One that draws a dark ring around
+    # each dab's rim (as a model that saw only hard dabs does) is far from the colour there.
+    assert max(ring_de(target, regions, points, colours)) < 1e-6
+    ringed = target.copy()
+    yy, xx = np.mgrid[:96, :96]
+    for _, y, x in points:
+        d = np.hypot(yy - y, xx - x)
+        ringed[(d >= DAB_RADIUS) & (d <= DAB_RADIUS + 2) & (art.min(axis=2) > 128)] = (60, 0, 0)
+    assert min(ring_de(ringed, regions, points, colours)) > 10
+    scores = Scores()
+    dabbed = [i for i, _, _ in points]
+    score_drawing((target, target, ringed), target, regions, dabbed, colours, scores, points)
+    s = scores.summary()
+    assert s["ring_median"] < 1e-6 and s["soft_ring_median"] > 10
+    assert s["soft_dabs"]["regions"] == len(points) and s["hinted_median_de"] < 1e-6
+    assert RING[0] < DAB_RADIUS < RING[1]

@@ -15,6 +15,11 @@ the region, the same dabs for every model). ``train.regions`` gives the measures
   shading and a white one is invisible; ``networks.HintPropagation.CHROMA`` draws the line);
   *leak*: how far regions that got no dab but lie next to one moved toward its colour (dE toward
   the dab's colour, no-hint output minus dabbed output, median over such regions; 0: no leak);
+- soft rims: the same dabs again with rims that fade into the paper over ``SOFT_RIM`` px, as the
+  canvas's anti-aliased brush draws them: median dE in the dabbed regions, and the *ring*: dE76
+  between the output's mean colour along the dab's rim (a band from ``DAB_RADIUS`` - 1 to
+  ``DAB_RADIUS`` + 3 px from its centre, inside the eroded region) and the dab's colour (median;
+  a model that saw only hard-edged dabs draws a dark ring there); the ring of the hard dabs too;
 - smoothness: high-frequency energy inside flat target regions, output against target.
 
 Writes ``docs/results/colour_grid.jpg`` (line art | each model without hints | the dabs | each
@@ -42,6 +47,8 @@ from train.hints import paint_dab
 from train.report_lineart import grid
 
 DAB_RADIUS = 6.0
+SOFT_RIM = 1.0  # px: the canvas brush's rim at the model's scale (its doodles: about 1 px)
+RING = (DAB_RADIUS - 1, DAB_RADIUS + 3)  # the band around a dab's centre where a ring would show
 # Concepts shown first in the grid (the product's headline: cats and shoes), then a spread.
 GRID_FIRST = ("cat-face", "running-shoe", "high-heeled-shoe", "handbag", "house", "automobile")
 
@@ -54,6 +61,9 @@ class Scores:
     hinted_de: list[float] = field(default_factory=list)  # dabbed regions
     hinted_colour: list[bool] = field(default_factory=list)  # each dab: a colour, not grey
     leak: list[float] = field(default_factory=list)  # undabbed neighbours of dabbed regions
+    soft_de: list[float] = field(default_factory=list)  # dabbed regions, soft-rimmed dabs
+    ring: list[float] = field(default_factory=list)  # rim band vs the dab's colour, hard dabs
+    soft_ring: list[float] = field(default_factory=list)  # the same, soft-rimmed dabs
     hues: list[str] = field(default_factory=list)  # dominant hue per drawing, no hints
     energy: list[float] = field(default_factory=list)  # flat regions, output (no hints)
     target_energy: list[float] = field(default_factory=list)
@@ -78,6 +88,9 @@ class Scores:
                     ("grey", ~np.array(self.hinted_colour, bool)),
                 )
             },
+            "soft_dabs": _dabbed(np.array(self.soft_de)),
+            "ring_median": _median_or_nan(self.ring),
+            "soft_ring_median": _median_or_nan(self.soft_ring),
             "leak_median": float(np.median(self.leak)) if self.leak else float("nan"),
             "leak_mean": float(np.mean(self.leak)) if self.leak else float("nan"),
             "flat_energy": float(np.nanmedian(self.energy)) if self.energy else float("nan"),
@@ -85,6 +98,10 @@ class Scores:
                 float(np.nanmedian(self.target_energy)) if self.target_energy else float("nan")
             ),
         }
+
+
+def _median_or_nan(values: list[float]) -> float:
+    return float(np.median(values)) if values else float("nan")
 
 
 def _dabbed(de: np.ndarray) -> dict[str, float]:
@@ -106,45 +123,92 @@ def is_colour(rgb: np.ndarray) -> np.ndarray:
     return (rgb.max(-1) - rgb.min(-1)) / 255 > HintPropagation.CHROMA
 
 
+def dab_points(regions: R.Regions, rng: np.random.Generator) -> list[tuple[int, int, int]]:
+    """Where the dabs go: about half of the regions (at least one), each at a random interior
+    point: ``(region, y, x)`` with the region 0-based."""
+    chosen = [i for i in range(regions.count) if rng.random() < 0.5]
+    if not chosen and regions.count:
+        chosen = [int(rng.integers(regions.count))]
+    flat = regions.labels.ravel()
+    order = np.argsort(flat, kind="stable")
+    starts = np.searchsorted(flat[order], np.arange(regions.count + 2))
+    points = []
+    for i in chosen:
+        pixels = order[starts[i + 1] : starts[i + 2]]  # the flat indices of region i + 1
+        y, x = divmod(int(pixels[int(rng.integers(len(pixels)))]), regions.labels.shape[1])
+        points.append((i, y, x))
+    return points
+
+
+def paint_points(
+    line_art: np.ndarray,
+    target: np.ndarray,
+    points: list[tuple[int, int, int]],
+    *,
+    soft_edge: float = 0.0,
+) -> np.ndarray:
+    """The (H, W, 3) uint8 line art with a ``DAB_RADIUS`` disc of the target's colour at each
+    of ``points`` (``dab_points``); with ``soft_edge`` its rim fades over that many pixels."""
+    inp = torch.from_numpy(line_art).permute(2, 0, 1).float() / 127.5 - 1
+    tgt = torch.from_numpy(target).permute(2, 0, 1).float() / 127.5 - 1
+    lines = torch.from_numpy(line_art.min(axis=2) < R.LINE_LEVEL)
+    for _, y, x in points:
+        paint_dab(inp, tgt, (y, x), DAB_RADIUS, lines=lines, soft_edge=soft_edge)
+    return ((inp + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+
+
 def dab_regions(
     line_art: np.ndarray, target: np.ndarray, regions: R.Regions, rng: np.random.Generator
 ) -> tuple[np.ndarray, list[int]]:
     """Line art with a ``DAB_RADIUS`` disc of the target's colour in about half of the regions
     (at least one), at a random interior point of each; returns it and the dabbed regions
     (0-based)."""
-    chosen = [i for i in range(regions.count) if rng.random() < 0.5]
-    if not chosen and regions.count:
-        chosen = [int(rng.integers(regions.count))]
-    inp = torch.from_numpy(line_art).permute(2, 0, 1).float() / 127.5 - 1
-    tgt = torch.from_numpy(target).permute(2, 0, 1).float() / 127.5 - 1
-    flat = regions.labels.ravel()
-    order = np.argsort(flat, kind="stable")
-    starts = np.searchsorted(flat[order], np.arange(regions.count + 2))
-    lines = torch.from_numpy(line_art.min(axis=2) < R.LINE_LEVEL)
-    for i in chosen:
-        pixels = order[starts[i + 1] : starts[i + 2]]  # the flat indices of region i + 1
-        y, x = divmod(int(pixels[int(rng.integers(len(pixels)))]), line_art.shape[1])
-        paint_dab(inp, tgt, (y, x), DAB_RADIUS, lines=lines)
-    out = ((inp + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
-    return out, chosen
+    points = dab_points(regions, rng)
+    return paint_points(line_art, target, points), [i for i, _, _ in points]
+
+
+def ring_de(
+    output: np.ndarray, regions: R.Regions, points: list[tuple[int, int, int]], colours: np.ndarray
+) -> list[float]:
+    """For each dab of ``points`` (colours: (n, 3) CIELAB), dE76 between ``output``'s mean colour
+    in the ``RING`` band around the dab's centre (inside its eroded region) and the dab's colour;
+    dabs whose band holds no pixel of their region are left out."""
+    lab = R.to_lab(output)
+    yy, xx = np.mgrid[: output.shape[0], : output.shape[1]]
+    out = []
+    for (i, y, x), colour in zip(points, colours, strict=True):
+        d = np.hypot(yy - y, xx - x)
+        band = (d >= RING[0]) & (d <= RING[1]) & (regions.labels == i + 1)
+        if band.any():
+            out.append(float(R.delta_e(lab[band].mean(0), colour)))
+    return out
 
 
 def score_drawing(
-    outputs: tuple[np.ndarray, np.ndarray],
+    outputs: tuple[np.ndarray, ...],
     target: np.ndarray,
     regions: R.Regions,
     dabbed: list[int],
     dab_colours: np.ndarray,
     scores: Scores,
+    points: list[tuple[int, int, int]] | None = None,
 ) -> None:
-    """Add one drawing's figures to ``scores``: ``outputs`` is (no hints, with dabs)."""
-    plain, hinted = outputs
+    """Add one drawing's figures to ``scores``: ``outputs`` is (no hints, with dabs) or (no
+    hints, with dabs, with soft-rimmed dabs); the rings need the dabs' ``points``."""
+    plain, hinted = outputs[:2]
     want = R.region_means(target, regions)
     got = R.region_means(plain, regions)
     got_h = R.region_means(hinted, regions)
     scores.de += R.delta_e(got, want).tolist()
     scores.hinted_de += R.delta_e(got_h[dabbed], want[dabbed]).tolist()
     scores.hinted_colour += is_colour(R.region_rgb_means(target, regions)[dabbed]).tolist()
+    if points is not None:
+        scores.ring += ring_de(hinted, regions, points, dab_colours)
+    if len(outputs) > 2:
+        got_s = R.region_means(outputs[2], regions)
+        scores.soft_de += R.delta_e(got_s[dabbed], want[dabbed]).tolist()
+        if points is not None:
+            scores.soft_ring += ring_de(outputs[2], regions, points, dab_colours)
     near = R.neighbours(regions)
     dab_of = dict(zip(dabbed, dab_colours, strict=True))
     for j in range(regions.count):
@@ -191,19 +255,21 @@ def evaluate(
         if regions.count == 0:
             continue
         rng = np.random.default_rng([seed, n])
-        dabbed_art, dabbed = dab_regions(art, target, regions, rng)
+        points = dab_points(regions, rng)
+        dabbed = [i for i, _, _ in points]
+        dabbed_art = paint_points(art, target, points)
+        soft_art = paint_points(art, target, points, soft_edge=SOFT_RIM)
         dab_colours = R.region_means(target, regions)[dabbed]
         target_hues.append((name, R.dominant_hue(target, regions)))
         row = [Image.fromarray(art)]
         dabbed_outputs = []
         for model, translate in translators.items():
-            outs = (
-                _rgb(translate(Image.fromarray(art))),
-                _rgb(translate(Image.fromarray(dabbed_art))),
-            )
+            outs = tuple(_rgb(translate(Image.fromarray(a))) for a in (art, dabbed_art, soft_art))
             for subset in subsets:
                 if subset == "all" or sets[name] == subset:
-                    score_drawing(outs, target, regions, dabbed, dab_colours, scores[subset][model])
+                    score_drawing(
+                        outs, target, regions, dabbed, dab_colours, scores[subset][model], points
+                    )
             row.append(Image.fromarray(outs[0]))
             dabbed_outputs.append(Image.fromarray(outs[1]))
         shown[name] = [*row, Image.fromarray(dabbed_art), *dabbed_outputs, Image.fromarray(target)]
@@ -289,6 +355,15 @@ def table(scores: dict[str, Scores], models: list[str]) -> str:
         (
             "grey, black or white dabs: regions, median dE76, within dE 10",
             lambda m: _dab_cell(s[m]["grey_dabs"]),
+        ),
+        (
+            f"soft-rimmed dabs ({SOFT_RIM:g} px, as the canvas draws them): median dE76, within "
+            "dE 10",
+            lambda m: f"{s[m]['soft_dabs']['median_de']:.1f}, {s[m]['soft_dabs']['within_10']:.0%}",
+        ),
+        (
+            "ring: dE76 of the output around a dab's rim to its colour, hard / soft rims (median)",
+            lambda m: f"{s[m]['ring_median']:.1f} / {s[m]['soft_ring_median']:.1f}",
         ),
         (
             "leak: undabbed neighbours' move toward the dab (median / mean dE)",
