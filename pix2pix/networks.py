@@ -160,12 +160,15 @@ class HintPropagation(nn.Module):
 
     The input is a line drawing with optional colour dabs: (B, 3, H, W) in [-1, 1], sides
     multiples of ``scale``. Lines are dark pixels without colour; dabs are pixels with colour
-    (max - min over RGB above ``CHROMA`` in [0, 1] units). On a grid ``scale`` times coarser, a
-    cell is a wall when any of its pixels is a line, and a hint source when at least a quarter of
-    its pixels are dab pixels. For ``steps`` rounds each free cell takes the mean colour of the
-    reached cells among itself and its four neighbours (4-connectivity: a diagonal line is a
-    wall too), so colour flows up to ``steps`` cells along paths between lines and never through
-    one. Where two dabs share a shape their colours blend where they meet.
+    (max - min over RGB above ``CHROMA`` in [0, 1] units) whose colour is solid: at least
+    ``SOLID`` times the largest chroma within one cell of them, so a dab's anti-aliased rim, its
+    colour faded into the paper, neither starts nor pales the spread. On a grid ``scale`` times
+    coarser, a cell is a wall when any of its pixels is a line, and a hint source, of its dab
+    pixels' mean colour, when at least a quarter of its pixels are dab pixels. For ``steps``
+    rounds each free cell takes the mean colour of the reached cells among itself and its four
+    neighbours (4-connectivity: a diagonal line is a wall too), so colour flows up to ``steps``
+    cells along paths between lines and never through one. Where two dabs share a shape their
+    colours blend where they meet.
 
     Returns (B, 4, H, W) in [-1, 1]: the spread colour (0 where none reached) and the reach
     (1 reached, -1 not), upsampled by nearest neighbour. It has no weights, so a generator that
@@ -178,6 +181,10 @@ class HintPropagation(nn.Module):
 
     CHROMA = 0.15  # colour (max - min of RGB, in [0, 1]) above which a pixel is a dab
     LINE = 0.6  # colourless pixels darker than this (max of RGB, in [0, 1]) are lines
+    # Dab pixels with less chroma than SOLID x the most in their cell and its 8 neighbours are a
+    # dab's anti-aliased rim (its colour faded into the paper): they neither make a cell a
+    # source nor colour it, so a shape takes the dab's solid colour, not a paler one.
+    SOLID = 0.9
     channels = 4
 
     def __init__(self, steps: int = 64, scale: int = 4) -> None:
@@ -195,9 +202,12 @@ class HintPropagation(nn.Module):
         line = ((bright < self.LINE) & (chroma <= self.CHROMA)).to(x.dtype)
         s = self.scale
         free = 1 - F.max_pool2d(line, s)  # (B, 1, H/s, W/s): 0 on walls
+        if self.SOLID > 0:  # keep the solid dab pixels: chroma near the most around them
+            near = F.max_pool2d(F.max_pool2d(chroma * dab, s), 3, stride=1, padding=1)
+            dab = dab * (chroma >= self.SOLID * F.interpolate(near, scale_factor=s)).to(x.dtype)
         share = F.avg_pool2d(dab, s)
         source = (share >= 0.25).to(x.dtype) * free
-        colour = F.avg_pool2d(rgb * dab, s) / share.clamp(min=1e-6)  # the dab pixels' mean
+        colour = F.avg_pool2d(rgb * dab, s) / share.clamp(min=1e-6)  # the solid dab pixels' mean
         seed = torch.cat([colour * source, source], 1)  # (B, 4, h, w): colour x reach, reach
         gate = free * (1 - source)  # cells that take their neighbours' colour
         plus = None

@@ -83,6 +83,28 @@ def test_two_dabs_in_two_boxes_keep_their_colours() -> None:
     assert out[3, 60, 128] < 0  # the middle box has no dab
 
 
+def test_a_dab_with_an_anti_aliased_rim_spreads_its_solid_colour() -> None:
+    from train.hints import paint_dab
+
+    # A dab as the canvas's brush draws it: solid in the middle, its rim fading into the paper.
+    # The rim's pixels are lighter versions of the colour; taken as dabs they would hand the
+    # shape a paler colour than the visitor chose (HintPropagation.SOLID keeps the solid one).
+    inp, target = _drawing()
+    x = inp[None].clone()
+    paint_dab(x[0], target, (128, 44), 7.0, soft_edge=3.0)
+    rim = x[0, :, 128, 44 + 8]
+    assert (rim > target[:, 128, 44] + 0.1).any()  # the rim is lighter than the colour
+    red = target[:, 128, 44]
+    out = _spread(x)
+    assert torch.allclose(out[:3, 200, 20], red, atol=0.05)  # far from the dab, in its box
+    networks.HintPropagation.SOLID, solid = 0.0, networks.HintPropagation.SOLID
+    try:  # the same with every coloured pixel a dab: visibly paler
+        plain = _spread(x)
+    finally:
+        networks.HintPropagation.SOLID = solid
+    assert (plain[:3, 200, 20] - red).abs().max() > 0.1
+
+
 def test_grey_and_black_marks_are_not_dabs() -> None:
     x = _boxes()
     _dab(x, 128, 44, (0.2, 0.2, 0.2))  # a grey smudge: no colour, so no hint

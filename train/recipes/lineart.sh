@@ -104,7 +104,7 @@ case "${1:-}" in
     done
     $PY -m train.report_colour --data "$DATA" --intro docs/results/colour_intro.md \
       --model "session 9=$RUNS/previous-f2cf63f/checkpoints/lineart2color" \
-      --model "session 10 (shipped)=checkpoints/lineart2color"
+      --model "session 11 (shipped)=checkpoints/lineart2color"
     ;;
   *) echo "usage: $0 data | train | finetune | hints | propagate | export | report" >&2; exit 2 ;;
 esac
