@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import importlib
 import itertools
@@ -236,9 +237,28 @@ def _version(module: str) -> str | None:
         return None
 
 
+# The library's files that define what a generator computes and how it is exported.
+GRAPH_SOURCES = ("networks.py", "hub.py", "export.py")
+
+
+@functools.cache
+def graph_source_hash() -> str:
+    """A short hash of ``GRAPH_SOURCES``' contents. Part of ``model_hash`` and of the browser
+    export's key (``app.browser.weights_key``): an export or measurement cached on disk by an
+    older version of that code (same weights, different computation) is not reused."""
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in GRAPH_SOURCES:
+        digest.update(name.encode())
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def model_hash(model: nn.Module) -> str:
-    """A SHA-256 over the module structure and every parameter and buffer (names, values)."""
+    """A SHA-256 over the module structure, every parameter and buffer (names, values) and the
+    code that runs them (``graph_source_hash``)."""
     digest = hashlib.sha256(repr(model).encode())
+    digest.update(graph_source_hash().encode())
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         digest.update(name.encode())
         t = tensor.detach().to("cpu").contiguous()

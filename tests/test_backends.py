@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -300,3 +301,33 @@ def test_an_unavailable_explicit_backend_names_the_reason() -> None:
         Translator(_model(), device="cpu", backend="bf16-channels-last")
     with pytest.raises(ValueError, match="needs a CUDA device"):
         Translator(_model(), device="cpu", backend="cuda-graph-fp16")
+
+
+def test_cached_exports_and_measurements_follow_the_code_that_runs_the_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The same weights under changed library code (a generator's forward, its export) must not
+    # reuse an ONNX file or a measurement cached on disk for the old code: the browser would run
+    # the old computation while the server runs the new one.
+    from types import SimpleNamespace
+
+    from pix2pix.app import browser
+
+    model = _model()
+    served = SimpleNamespace(size=64, entry=SimpleNamespace(norm="instance"), cpu_model=model)
+    before = (backends.model_hash(model), browser.weights_key(served))
+    assert (backends.model_hash(model), browser.weights_key(served)) == before
+    monkeypatch.setattr(backends, "graph_source_hash", lambda: "another version")
+    after = (backends.model_hash(model), browser.weights_key(served))
+    assert after[0] != before[0] and after[1] != before[1]
+    monkeypatch.undo()
+    # The hash reads the files themselves: an edit to any of them changes it.
+    package = Path(backends.__file__).parent
+    for name in backends.GRAPH_SOURCES:
+        (tmp_path / name).write_bytes((package / name).read_bytes())
+    monkeypatch.setattr(backends, "__file__", str(tmp_path / "backends.py"))
+    real = backends.graph_source_hash.__wrapped__
+    assert real() == backends.graph_source_hash()
+    with (tmp_path / "networks.py").open("a") as f:
+        f.write("\n# a change to how a generator runs\n")
+    assert real() != backends.graph_source_hash()

@@ -247,9 +247,13 @@ def unavailable_reason(wanted: bool | None = None) -> str | None:
 
 
 def weights_key(served: ServedModel, *, fp16: bool = False) -> str:
-    """A hash of a model's weights, its export size and settings: the name of its cached export."""
+    """A hash of a model's weights, its export size and settings and the library code that
+    defines its graph (``backends.graph_source_hash``): the name of its cached export."""
+    from pix2pix.backends import graph_source_hash
+
     digest = hashlib.sha256()
     header = [EXPORT_VERSION, served.size, served.entry.norm, fp16, str(torch.__version__)]
+    header.append(graph_source_hash())
     digest.update(json.dumps(header).encode())
     for name, tensor in served.cpu_model.state_dict().items():
         digest.update(name.encode())
