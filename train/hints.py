@@ -14,8 +14,8 @@ pixel that is neither a line of the drawing nor white in the target, and painted
 target's colour at that pixel. It covers only pixels that are not lines and whose target colour is
 close to that colour, so it never crosses a line into a neighbouring shape, as a person dabbing
 inside a shape would not. With ``soft_edge`` its rim fades into what lies under it over up to
-that many pixels, as a brush on the canvas draws it (anti-aliased, then downscaled): a model that
-saw only hard-edged dabs leaves a darker ring where a visitor's dab faded.
+that many pixels, as a brush on the canvas draws it (anti-aliased, then downscaled), so that a
+model sees the faded rims visitors draw (docs/RESULTS.md: what training with them changed).
 """
 
 from __future__ import annotations
