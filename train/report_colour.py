@@ -91,7 +91,7 @@ class Scores:
             "soft_dabs": _dabbed(np.array(self.soft_de)),
             "ring_median": _median_or_nan(self.ring),
             "soft_ring_median": _median_or_nan(self.soft_ring),
-            "leak_median": float(np.median(self.leak)) if self.leak else float("nan"),
+            "leak_median": _median_or_nan(self.leak),
             "leak_mean": float(np.mean(self.leak)) if self.leak else float("nan"),
             "flat_energy": float(np.nanmedian(self.energy)) if self.energy else float("nan"),
             "target_flat_energy": (
