@@ -136,7 +136,8 @@ def test_opening_the_tab_compares_and_switching_groups_switches_examples(
 
 def test_compare_tab_in_the_browser(server: Server) -> None:
     with canvas_page(server.url) as page:
-        assert page.locator("#examples").is_visible()  # the default model's, for drawing
+        # The default model's examples, for drawing (Gradio may render them just after the canvas).
+        page.locator("#examples").wait_for(state="visible")
         page.get_by_role("tab", name="Compare").click()
         results = page.locator("#compare-gallery img")
         results.nth(1).wait_for(timeout=60_000)  # compared on opening, without a click
