@@ -131,8 +131,12 @@ def test_growing_a_trained_generator_keeps_its_outputs_until_it_trains(tmp_path:
     grown = add_hint_propagation(g, 16)
     assert grown.network_kwargs["hint_propagation"] == 16 and grown.task.hints
     assert add_hint_propagation(grown, 16) is grown
-    with pytest.raises(ValueError, match="already spreads"):
-        add_hint_propagation(grown, 8)
+    # Another length keeps every weight and changes only how far colour spreads.
+    longer = add_hint_propagation(grown, 64)
+    assert longer.network_kwargs["hint_propagation"] == 64
+    assert [m.steps for m in longer.modules() if isinstance(m, networks.HintPropagation)] == [64]
+    kept = grown.net.state_dict()
+    assert all(torch.equal(v, kept[k]) for k, v in longer.net.state_dict().items())
     x = _boxes()
     _dab(x, 128, 44, BLUE)
     with torch.no_grad():
@@ -197,6 +201,7 @@ def test_training_with_hint_propagation(tmp_path: Path) -> None:
     [
         (["--hint-propagation", "8"], "needs --hints"),
         (["--hints", "--hint-propagation", "-1"], "0 or more"),
+        (["--hints", "--hint-recolour", "2"], "between 0 and 1"),
     ],
 )
 def test_bad_hint_propagation_options_are_refused(

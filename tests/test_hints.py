@@ -40,7 +40,7 @@ def test_dabs_take_the_targets_colour_and_never_cover_lines() -> None:
     painted_any = 0
     for seed in range(40):
         torch.manual_seed(seed)
-        out, count = sample_dabs(inp, target, spec)
+        out, _, count = sample_dabs(inp, target, spec)
         changed = (out != inp).any(0)
         assert not (changed & lines).any(), "a dab covered a line"
         # Every changed pixel holds the target's colour at that pixel (within the dab tolerance).
@@ -100,7 +100,7 @@ def test_sampled_dabs_get_soft_rims_only_when_asked() -> None:
     mixed = {}
     for edge in (0.0, 3.0):
         torch.manual_seed(0)
-        out, count = sample_dabs(inp, target, DabSpec(none_share=0.0, soft_edge=edge))
+        out, _, count = sample_dabs(inp, target, DabSpec(none_share=0.0, soft_edge=edge))
         changed = (out != inp).any(0)
         # Pixels whose colour is neither the target's nor the paper's: the rims' blend.
         blend = (out - target).abs().amax(0) > SAME_COLOUR
@@ -113,7 +113,7 @@ def test_none_share_gives_that_share_of_examples_without_dabs() -> None:
     inp, target = _drawing()
     for share in (0.0, 0.5, 1.0):
         torch.manual_seed(0)
-        counts = [sample_dabs(inp, target, DabSpec(none_share=share))[1] for _ in range(200)]
+        counts = [sample_dabs(inp, target, DabSpec(none_share=share))[2] for _ in range(200)]
         none = sum(c == 0 for c in counts) / len(counts)
         assert abs(none - share) < 0.1, (share, none)
 
@@ -124,7 +124,7 @@ def test_dab_sizes_follow_the_spec_and_scale_with_the_image() -> None:
     areas = []
     for seed in range(30):
         torch.manual_seed(seed)
-        out, _ = sample_dabs(inp, target, spec)
+        out, _, _ = sample_dabs(inp, target, spec)
         areas.append(int((out != inp).any(0).sum()))
     assert max(areas) <= np.pi * 10.5**2
     assert min(a for a in areas if a) >= 1
@@ -132,7 +132,7 @@ def test_dab_sizes_follow_the_spec_and_scale_with_the_image() -> None:
     areas2 = []
     for seed in range(30):
         torch.manual_seed(seed)
-        out, _ = sample_dabs(inp2, target2, spec)
+        out, _, _ = sample_dabs(inp2, target2, spec)
         areas2.append(int((out != inp2).any(0).sum()))
     assert np.median(areas2) > 2 * np.median(areas)
 
@@ -140,15 +140,15 @@ def test_dab_sizes_follow_the_spec_and_scale_with_the_image() -> None:
 def test_dabs_are_reproducible_from_the_seed() -> None:
     inp, target = _drawing()
     torch.manual_seed(3)
-    a, _ = sample_dabs(inp, target, DabSpec(none_share=0.0))
+    a, _, _ = sample_dabs(inp, target, DabSpec(none_share=0.0))
     torch.manual_seed(3)
-    b, _ = sample_dabs(inp, target, DabSpec(none_share=0.0))
+    b, _, _ = sample_dabs(inp, target, DabSpec(none_share=0.0))
     assert torch.equal(a, b)
 
 
 def test_a_target_with_nothing_to_dab_gives_no_dab() -> None:
     inp = torch.ones(3, 64, 64)
-    out, count = sample_dabs(inp, torch.ones(3, 64, 64), DabSpec(none_share=0.0))
+    out, _, count = sample_dabs(inp, torch.ones(3, 64, 64), DabSpec(none_share=0.0))
     assert count == 0 and torch.equal(out, inp)
     with pytest.raises(ValueError, match=r"\(3, H, W\)"):
         sample_dabs(torch.ones(1, 64, 64), torch.ones(1, 64, 64))
@@ -183,6 +183,20 @@ def test_paired_dataset_draws_dabs_on_the_input_only(tmp_path: Path) -> None:
     assert ((b["input"] - b["target"]).abs().amax(0)[changed] <= SAME_COLOUR + 0.02).all()
 
 
+def test_paired_dataset_recolours_the_target_under_recoloured_dabs(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "data")
+    hinted = PairedDataset(
+        root, load_size=256, crop_size=256, flip=False, hints=DabSpec(none_share=0.0, recolour=1.0)
+    )
+    _, target = _drawing(256)
+    torch.manual_seed(0)
+    b = hinted[0]
+    changed = (b["target"] - target).abs().amax(0) > 0.02
+    assert changed.any()
+    dabbed = (b["input"] - _drawing(256)[0]).abs().amax(0) > 0.02
+    assert ((b["input"] - b["target"]).abs().amax(0)[dabbed] <= SAME_COLOUR + 0.02).all()
+
+
 def test_training_with_hints_records_it_in_the_models_config(tmp_path: Path) -> None:
     from tests.test_train import run  # main() in this process, Accelerate's state reset after
 
@@ -193,16 +207,58 @@ def test_training_with_hints_records_it_in_the_models_config(tmp_path: Path) -> 
             "--data", str(root), "--out", str(out), "--netG", "unet_128", "--ngf", "4",
             "--ndf", "4", "--load-size", "128", "--crop-size", "128", "--max-steps", "2",
             "--workers", "0", "--sample-every", "0", "--hints", "--hint-none-share", "0.2",
-            "--mixed-precision", "no",
+            "--hint-recolour", "0.5", "--mixed-precision", "no",
         ]
     )  # fmt: skip
     assert code == 0
     config = json.loads((out / "config.json").read_text())
     assert config["task"]["hints"] is True
     assert "colour-hint dabs" in config["task"]["notes"]
+    assert "50% of them in a random colour" in config["task"]["notes"]
     card = (out / "README.md").read_text()
     assert "coloured dabs inside a shape choose its colour" in card
     # A resumed run keeps --hints from its checkpoint without being told again.
     assert run("--resume", out, "--max-steps", "3") == 0
     config = json.loads((out / "config.json").read_text())
     assert config["task"]["hints"] is True
+
+
+def test_recoloured_dabs_recolour_their_shape_in_the_target_too() -> None:
+    inp, target = _drawing()
+    lines = line_mask(inp)
+    spec = DabSpec(none_share=0.0, max_dabs=4, recolour=1.0)
+    for seed in range(20):
+        torch.manual_seed(seed)
+        out, new_target, count = sample_dabs(inp, target, spec)
+        assert count >= 1
+        changed = (new_target != target).any(0)
+        assert changed.any() and not (changed & lines).any()
+        # The recoloured shapes are whole boxes: each box is either untouched or one new flat
+        # colour that is neither white nor black, and every dab pixel holds its box's colour.
+        for k in range(3):
+            x0, x1 = k * (256 // 3) + 11, (k + 1) * (256 // 3) - 11
+            box = new_target[:, 43:213, x0:x1].reshape(3, -1)
+            assert (box - box[:, :1]).abs().max() < 1e-6, "a box was recoloured only in part"
+            if changed[43:213, x0:x1].any():
+                colour = box[:, 0]
+                assert colour.amin() <= 0.85 and colour.amax() > -0.2
+        dabbed = (out != inp).any(0)
+        assert ((out - new_target).abs().amax(0)[dabbed] <= SAME_COLOUR + 1e-6).all()
+        # The paper around the boxes and the input's lines are untouched.
+        assert torch.equal(new_target[:, :40], target[:, :40])
+        assert torch.equal(out[:, lines], inp[:, lines])
+
+
+def test_no_recolour_draws_exactly_as_before() -> None:
+    """recolour=0 (the default) consumes the same random numbers as the sampler always did, so
+    runs made before the option resume exactly; the target comes back untouched."""
+    inp, target = _drawing()
+    torch.manual_seed(3)
+    a, t, _ = sample_dabs(inp, target, DabSpec(none_share=0.0))
+    after_a = torch.rand(())
+    torch.manual_seed(3)
+    b, _, _ = sample_dabs(inp, target, DabSpec(none_share=0.0, recolour=0.0))
+    assert torch.equal(a, b) and torch.equal(torch.rand(()), after_a)
+    assert t is target
+    with pytest.raises(ValueError, match="recolour"):
+        DabSpec(recolour=1.5)

@@ -218,7 +218,8 @@ class PairedDataset(Dataset):
     resolution are unchanged.
 
     With ``hints`` (line art to colour), random dabs of the target's colours are drawn onto each
-    input after the crop and mirror (``train.hints.sample_dabs``: 0 dabs for a share of examples).
+    input after the crop and mirror (``train.hints.sample_dabs``: 0 dabs for a share of examples;
+    with ``DabSpec.recolour`` some dabs get a new colour and so does their shape in the target).
 
     ``cache``: ``"on"`` decodes every example once, here, and keeps A and B resized (uint8,
     ``(N, C, S, S)`` with S the first resize's side) in memory; ``"auto"`` does so when that takes
@@ -318,7 +319,7 @@ class PairedDataset(Dataset):
             if self.direction == "BtoA":
                 a_t, b_t = b_t, a_t
             if self.hints is not None:
-                a_t, _ = sample_dabs(a_t, b_t, self.hints)
+                a_t, b_t, _ = sample_dabs(a_t, b_t, self.hints)
             return {"input": a_t, "target": b_t, "name": self.samples[i].name}
         raise RuntimeError(
             f"every file of the dataset failed to load; problems found: "

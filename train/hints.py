@@ -16,6 +16,12 @@ close to that colour, so it never crosses a line into a neighbouring shape, as a
 inside a shape would not. With ``soft_edge`` its rim fades into what lies under it over up to
 that many pixels, as a brush on the canvas draws it (anti-aliased, then downscaled), so that a
 model sees the faded rims visitors draw (docs/RESULTS.md: what training with them changed).
+
+With ``recolour`` a share of the dabs get a random colour instead, and the target's shape under
+the dab (its connected pixels of the centre's colour, up to the lines) is recoloured to match:
+the colour a visitor asks for often disagrees with what the concept usually has (a green face,
+a red tree), and a model that only ever saw dabs agreeing with its prior learns to trust the
+prior over the dab (docs/RESULTS.md, session 12).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from scipy import ndimage
 
 # Pixels darker than this (in [-1, 1]; 0 is mid-grey) in every channel's minimum are lines.
 LINE_LEVEL = 0.0
@@ -44,6 +51,7 @@ class DabSpec:
     stroke_share: float = 0.5
     stroke_length: tuple[float, float] = (8.0, 40.0)
     soft_edge: float = 0.0  # each dab's rim fades over U(0, soft_edge) pixels (0: hard edges)
+    recolour: float = 0.0  # the share of dabs (and their shapes in the target) given a new colour
 
     def __post_init__(self) -> None:
         if not 0 <= self.none_share <= 1:
@@ -56,6 +64,8 @@ class DabSpec:
             raise ValueError(f"stroke_share must be in [0, 1], got {self.stroke_share}")
         if self.soft_edge < 0:
             raise ValueError(f"soft_edge must be 0 or more pixels, got {self.soft_edge}")
+        if not 0 <= self.recolour <= 1:
+            raise ValueError(f"recolour must be in [0, 1], got {self.recolour}")
 
 
 def line_mask(inp: torch.Tensor) -> torch.Tensor:
@@ -132,9 +142,43 @@ def paint_dab(
     return painted
 
 
+# A recoloured dab's colour: each channel uniform in [-1, 1], redrawn while it is near white
+# (invisible on paper) or near black (it would read as a filled part of the drawing).
+RECOLOUR_WHITE = WHITE_LEVEL
+RECOLOUR_DARK = -0.2  # the brightest channel must be above this
+
+
+def random_dab_colour() -> torch.Tensor:
+    """A (3,) colour in [-1, 1] for a recoloured dab, neither near white nor near black."""
+    while True:
+        colour = torch.rand(3) * 2 - 1
+        if colour.amin() <= RECOLOUR_WHITE and colour.amax() > RECOLOUR_DARK:
+            return colour
+
+
+def recolour_shape(
+    target: torch.Tensor, lines: torch.Tensor, centre: tuple[int, int], colour: torch.Tensor
+) -> torch.Tensor:
+    """Shift the target's shape under ``centre`` (y, x) to ``colour``, in place.
+
+    The shape is the 4-connected set of pixels that are not ``lines`` and whose target colour is
+    within ``SAME_COLOUR`` of the centre's (a flat fill up to its outlines); its pixels move by
+    ``colour`` minus the centre's colour (keeping any shading), clamped to [-1, 1]. Returns the
+    (H, W) bool mask of the shape.
+    """
+    y, x = centre
+    old = target[:, y, x].clone()
+    same = ((target - old[:, None, None]).abs().amax(0) <= SAME_COLOUR) & ~lines
+    labels, _ = ndimage.label(same.numpy())
+    shape = torch.from_numpy(labels == labels[y, x])
+    shift = (colour.to(target.dtype) - old)[:, None]
+    target[:, shape] = (target[:, shape] + shift).clamp(-1, 1)
+    return shape
+
+
 def sample_dabs(
     inp: torch.Tensor, target: torch.Tensor, spec: DabSpec = DabSpec()
-) -> tuple[torch.Tensor, int]:
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Draw random dabs of ``target``'s colours onto a copy of the line drawing ``inp``.
 
     Args:
@@ -143,11 +187,14 @@ def sample_dabs(
         spec: how many dabs and how large; radii are for a 256-px side and scale with ``W``.
 
     Returns:
-        The input with dabs (a new tensor) and the number of dabs painted (0 when the draw says
-        none, or when the target has no pixel that is neither a line nor white).
+        The input with dabs (a new tensor); the target, a new tensor with the recoloured shapes
+        where ``spec.recolour`` gave any dab a new colour, else ``target`` itself; and the number
+        of dabs painted (0 when the draw says none, or when the target has no pixel that is
+        neither a line nor white).
 
     Randomness comes from torch's default generator, so the trainer's per-example seeding makes
-    the dabs reproducible.
+    the dabs reproducible; with ``recolour`` 0 the draws are those of earlier versions, so runs
+    made before it resume exactly.
     """
     if inp.shape != target.shape or inp.dim() != 3 or inp.shape[0] != 3:
         raise ValueError(
@@ -155,15 +202,15 @@ def sample_dabs(
         )
     out = inp.clone()
     if torch.rand(()) < spec.none_share:
-        return out, 0
+        return out, target, 0
     lines = line_mask(inp)
     white = target.amin(0) > WHITE_LEVEL
     candidates = torch.nonzero(~lines & ~white)
     if len(candidates) == 0:
-        return out, 0
+        return out, target, 0
     scale = inp.shape[2] / 256
     count = int(torch.randint(1, spec.max_dabs + 1, ()))
-    painted = 0
+    dabs = []
     for _ in range(count):
         y, x = candidates[int(torch.randint(len(candidates), ()))].tolist()
         lo, hi = spec.radius
@@ -175,6 +222,19 @@ def sample_dabs(
             angle = float(torch.rand(())) * 2 * math.pi
             end = (y + length * math.sin(angle), x + length * math.cos(angle))
         edge = float(spec.soft_edge * torch.rand(())) * scale if spec.soft_edge else 0.0
-        if paint_dab(out, target, (y, x), radius, end, lines=lines, soft_edge=edge).any():
+        colour = None
+        if spec.recolour and torch.rand(()) < spec.recolour:
+            colour = random_dab_colour()
+        dabs.append(((y, x), radius, end, edge, colour))
+    # Recolour (a copy of the target) first, then paint every dab from the final target, so a dab
+    # in a shape that a later dab recolours takes the new colour too.
+    if any(colour is not None for *_, colour in dabs):
+        target = target.clone()
+        for centre, _, _, _, colour in dabs:
+            if colour is not None:
+                recolour_shape(target, lines, centre, colour)
+    painted = 0
+    for centre, radius, end, edge, _ in dabs:
+        if paint_dab(out, target, centre, radius, end, lines=lines, soft_edge=edge).any():
             painted += 1
-    return out, painted
+    return out, target, painted

@@ -131,6 +131,7 @@ RECIPE_OPTIONS = (
     "hint_none_share",
     "hint_max_dabs",
     "hint_soft_edge",
+    "hint_recolour",
     "data_a",
     "data_b",
     "lambda_cycle",
@@ -260,6 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
         "as the canvas's anti-aliased brush draws it (0: hard edges)",
     )
     data.add_argument(
+        "--hint-recolour",
+        type=float,
+        default=DabSpec().recolour,
+        metavar="SHARE",
+        help="with --hints, this share of the dabs get a random colour, and their shapes in the "
+        "target the same colour, so that G learns to follow a dab that disagrees with what the "
+        "concept usually looks like (0: every dab has the target's colour)",
+    )
+    data.add_argument(
         "--hint-propagation",
         type=int,
         default=0,
@@ -378,6 +388,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--hint-max-dabs must be at least 1")
     if args.hint_soft_edge < 0:
         parser.error(f"--hint-soft-edge must be 0 or more pixels, got {args.hint_soft_edge}")
+    if not 0 <= args.hint_recolour <= 1:
+        parser.error(f"--hint-recolour must be between 0 and 1, got {args.hint_recolour}")
     if args.hint_propagation < 0:
         parser.error(f"--hint-propagation must be 0 or more steps, got {args.hint_propagation}")
     if args.hint_propagation and not args.hints:
@@ -720,19 +732,17 @@ def build_generator(args: argparse.Namespace) -> Pix2PixGenerator:
 
 
 def add_hint_propagation(G: Pix2PixGenerator, steps: int) -> Pix2PixGenerator:
-    """``G`` rebuilt with a ``HintPropagation`` of ``steps``, computing exactly what ``G`` did.
+    """``G`` rebuilt with a ``HintPropagation`` of ``steps``.
 
-    The first convolution's weights for the 4 new channels are 0 and every other weight is
-    ``G``'s, so the outputs are unchanged until training uses the new channels. Raises
-    ``ValueError`` where ``G`` is not a U-Net or already has a propagation of another length.
+    Where ``G`` has none, the first convolution's weights for the 4 new channels are 0 and every
+    other weight is ``G``'s, so the outputs are unchanged until training uses the new channels.
+    Where ``G`` has one of another length, the weights are kept as they are (the propagation has
+    none): colour then spreads that many steps instead, farther or less far over large shapes.
+    Raises ``ValueError`` where ``G`` is not a U-Net.
     """
     current = G.network_kwargs.get("hint_propagation", 0)
     if current == steps:
         return G
-    if current:
-        raise ValueError(
-            f"{G.architecture} already spreads hints over {current} steps, not {steps}"
-        )
     factory = networks.GENERATORS[G.architecture]
     if "hint_propagation" not in inspect.signature(factory).parameters:
         raise ValueError(f"--hint-propagation applies to U-Nets, not {G.architecture!r}")
@@ -1060,6 +1070,11 @@ def _recipe(
         )
         if getattr(args, "hint_soft_edge", 0):
             crops += f", their rims fading over up to {args.hint_soft_edge:g} px"
+        if getattr(args, "hint_recolour", 0):
+            crops += (
+                f", {args.hint_recolour:.0%} of them in a random colour, their shapes in the "
+                "target recoloured to match"
+            )
         if getattr(args, "hint_propagation", 0):
             crops += (
                 f", the dabs' colours spread over their shapes ({args.hint_propagation} steps) "
@@ -1173,6 +1188,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 none_share=args.hint_none_share,
                 max_dabs=getattr(args, "hint_max_dabs", DabSpec().max_dabs),
                 soft_edge=getattr(args, "hint_soft_edge", DabSpec().soft_edge),
+                recolour=getattr(args, "hint_recolour", DabSpec().recolour),
             )
             if getattr(args, "hints", False)
             else None,

@@ -6,6 +6,7 @@
 #   bash train/recipes/lineart.sh finetune          # one more epoch with L1 only: smooth fills
 #   bash train/recipes/lineart.sh hints             # 10 more epochs, L1, stronger hints (session 9)
 #   bash train/recipes/lineart.sh propagate         # 11 more, G reads the hints spread (session 10)
+#   bash train/recipes/lineart.sh recolour          # 4 more, dabs that disagree (session 12)
 #   bash train/recipes/lineart.sh export            # the last stage's model -> checkpoints/
 #   bash train/recipes/lineart.sh report            # docs/RESULTS.md's section and grids
 #
@@ -34,6 +35,12 @@
 # over their shapes up to the lines, 48 steps of 4-px cells, as 4 more input channels whose first
 # weights start at 0), 11 more epochs of 100 L1 with the hints stage's dabs: Adam 1e-4 constant
 # for 6 epochs, then decayed linearly to 0 over 5.
+# Recolour (session 12): the propagation spread a dab's colour over its whole shape, but where the
+# dab disagreed with what the concept usually looks like (a green face), G painted the usual
+# colour over it. From the propagate stage's generator, with the spread lengthened to 96 steps
+# (a dab in one corner of a large shape now reaches the far corner), 4 more epochs of 100 L1 in
+# which half of the dabs get a random colour and their shapes in the target the same colour
+# (--hint-recolour 0.5): Adam 1e-4 constant for 2 epochs, then decayed linearly to 0 over 2.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -88,6 +95,17 @@ case "${1:-}" in
         --dataset "$NAME"
     fi
     ;;
+  recolour)
+    if [ -d "$RUNS/$RUN-v7/checkpoint" ]; then
+      $PY -m train.train --resume "$RUNS/$RUN-v7"
+    else
+      $PY -m train.train --init-from "$RUNS/$RUN-v4" --data "$DATA" --out "$RUNS/$RUN-v7" \
+        --no-gan --hints --hint-propagation 96 --hint-recolour 0.5 --hint-none-share 0.3 \
+        --hint-max-dabs 16 --batch-size 4 --lr 1e-4 --epochs 2 --epochs-decay 2 --lambda-l1 100 \
+        --save-every 1000 --sample-every 1000 --seed 7 --mixed-precision auto --compile off \
+        --input-kind edges --dataset "$NAME"
+    fi
+    ;;
   export)
     src="$RUNS/$RUN-v4"
     rm -rf checkpoints/lineart2color
@@ -106,5 +124,5 @@ case "${1:-}" in
       --model "session 9=$RUNS/previous-f2cf63f/checkpoints/lineart2color" \
       --model "session 11 (shipped)=checkpoints/lineart2color"
     ;;
-  *) echo "usage: $0 data | train | finetune | hints | propagate | export | report" >&2; exit 2 ;;
+  *) echo "usage: $0 data | train | finetune | hints | propagate | recolour | export | report" >&2; exit 2 ;;
 esac
