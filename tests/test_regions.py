@@ -175,3 +175,33 @@ def test_soft_dabs_and_rings_are_measured_where_a_visitor_sees_them() -> None:
     assert s["ring_median"] < 1e-6 and s["soft_ring_median"] > 10
     assert s["soft_dabs"]["regions"] == len(points) and s["hinted_median_de"] < 1e-6
     assert RING[0] < DAB_RADIUS < RING[1]
+
+
+def test_dabs_of_another_colour_score_the_asked_colour_not_the_targets() -> None:
+    from train.report_colour import OTHER_DE, dab_points, other_colours, paint_points, recoloured
+
+    art, target = _boxes([RED, BLUE])
+    regions = R.find_regions(art)
+    points = dab_points(regions, np.random.default_rng(2))
+    dabbed = [i for i, _, _ in points]
+    wanted = R.region_means(target, regions)[dabbed]
+    colours = other_colours(wanted, np.random.default_rng(0))
+    assert (R.delta_e(R.to_lab(colours), wanted) >= OTHER_DE).all()
+    assert (colours.min(axis=1) <= 236).all() and (colours.max(axis=1) > 102).all()
+    asked = recoloured(art, target, points, colours)
+    for (i, _, _), rgb in zip(points, colours, strict=True):
+        inside = regions.labels == i + 1
+        assert (np.abs(asked[inside].astype(int) - rgb).max()) <= 1  # the whole box, recoloured
+    assert (asked[art.min(axis=2) < 128] == 0).all()  # lines untouched
+    other_art = paint_points(art, asked, points)
+    for (_, y, x), rgb in zip(points, colours, strict=True):
+        assert np.abs(other_art[y, x].astype(int) - rgb).max() <= 1
+    # A model that follows the asked colours scores 0; one that paints the usual colours over
+    # them (the target) scores at least OTHER_DE.
+    for output, low in ((asked, True), (target, False)):
+        scores = Scores()
+        score_drawing((target, target), target, regions, dabbed, wanted, scores,
+                      other=(output, asked))  # fmt: skip
+        d = scores.summary()["other_dabs"]
+        assert d["regions"] == len(points)
+        assert (d["median_de"] < 1) if low else (d["median_de"] >= OTHER_DE - 1)

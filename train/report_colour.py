@@ -20,6 +20,10 @@ the region, the same dabs for every model). ``train.regions`` gives the measures
   between the output's mean colour along the dab's rim (a band from ``DAB_RADIUS`` - 1 to
   ``DAB_RADIUS`` + 3 px from its centre, inside the eroded region) and the dab's colour (median;
   a model that saw only hard-edged dabs draws a dark ring there); the ring of the hard dabs too;
+- dabs of another colour: the same dabs in a random colour at least ``OTHER_DE`` from the
+  target's (neither near white nor near black), as a visitor asks for a green face or a blue
+  tree: median dE between the dabbed region's colour and the asked one (the target with the
+  dabbed shapes recoloured, ``train.hints.recolour_shape``), share within dE 10;
 - smoothness: high-frequency energy inside flat target regions, output against target.
 
 Writes ``docs/results/colour_grid.jpg`` (line art | each model without hints | the dabs | each
@@ -43,12 +47,13 @@ from tqdm.auto import tqdm
 
 from pix2pix.imageio import read_image
 from train import regions as R
-from train.hints import paint_dab
+from train.hints import RECOLOUR_DARK, RECOLOUR_WHITE, paint_dab, recolour_shape
 from train.report_lineart import grid
 
 DAB_RADIUS = 6.0
 SOFT_RIM = 1.0  # px: the canvas brush's rim at the model's scale (its doodles: about 1 px)
 RING = (DAB_RADIUS - 1, DAB_RADIUS + 3)  # the band around a dab's centre where a ring would show
+OTHER_DE = 30.0  # a dab of another colour is at least this far (dE76) from the target's
 # Concepts shown first in the grid (the product's headline: cats and shoes), then a spread.
 GRID_FIRST = ("cat-face", "running-shoe", "high-heeled-shoe", "handbag", "house", "automobile")
 
@@ -64,6 +69,7 @@ class Scores:
     soft_de: list[float] = field(default_factory=list)  # dabbed regions, soft-rimmed dabs
     ring: list[float] = field(default_factory=list)  # rim band vs the dab's colour, hard dabs
     soft_ring: list[float] = field(default_factory=list)  # the same, soft-rimmed dabs
+    other_de: list[float] = field(default_factory=list)  # dabbed regions, dabs of another colour
     hues: list[str] = field(default_factory=list)  # dominant hue per drawing, no hints
     energy: list[float] = field(default_factory=list)  # flat regions, output (no hints)
     target_energy: list[float] = field(default_factory=list)
@@ -89,6 +95,7 @@ class Scores:
                 )
             },
             "soft_dabs": _dabbed(np.array(self.soft_de)),
+            "other_dabs": _dabbed(np.array(self.other_de)),
             "ring_median": _median_or_nan(self.ring),
             "soft_ring_median": _median_or_nan(self.soft_ring),
             "leak_median": _median_or_nan(self.leak),
@@ -157,6 +164,41 @@ def paint_points(
     return ((inp + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
 
 
+def other_colours(
+    wanted: np.ndarray, rng: np.random.Generator, *, least: float = OTHER_DE
+) -> np.ndarray:
+    """For each CIELAB colour of ``wanted`` (n, 3), a random sRGB colour (uint8) at least
+    ``least`` dE76 from it, neither near white nor near black (``train.hints.random_dab_colour``'s
+    limits): (n, 3) uint8."""
+    white = (RECOLOUR_WHITE + 1) * 127.5
+    dark = (RECOLOUR_DARK + 1) * 127.5
+    out = np.zeros((len(wanted), 3), np.uint8)
+    for k, lab in enumerate(wanted):
+        while True:
+            rgb = rng.integers(0, 256, 3).astype(np.uint8)
+            visible = rgb.min() <= white and rgb.max() > dark
+            if visible and R.delta_e(R.to_lab(rgb[None])[0], lab) >= least:
+                break
+        out[k] = rgb
+    return out
+
+
+def recoloured(
+    line_art: np.ndarray,
+    target: np.ndarray,
+    points: list[tuple[int, int, int]],
+    colours: np.ndarray,
+) -> np.ndarray:
+    """The (H, W, 3) uint8 target with the shape under each of ``points`` shifted to its colour
+    of ``colours`` ((n, 3) uint8), as ``train.hints.recolour_shape`` does in training."""
+    tgt = torch.from_numpy(target.copy()).permute(2, 0, 1).float() / 127.5 - 1
+    lines = torch.from_numpy(line_art.min(axis=2) < R.LINE_LEVEL)
+    for (_, y, x), rgb in zip(points, colours, strict=True):
+        colour = torch.from_numpy(rgb.astype(np.float32)) / 127.5 - 1
+        recolour_shape(tgt, lines, (y, x), colour)
+    return ((tgt + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+
+
 def dab_regions(
     line_art: np.ndarray, target: np.ndarray, regions: R.Regions, rng: np.random.Generator
 ) -> tuple[np.ndarray, list[int]]:
@@ -192,9 +234,11 @@ def score_drawing(
     dab_colours: np.ndarray,
     scores: Scores,
     points: list[tuple[int, int, int]] | None = None,
+    other: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """Add one drawing's figures to ``scores``: ``outputs`` is (no hints, with dabs) or (no
-    hints, with dabs, with soft-rimmed dabs); the rings need the dabs' ``points``."""
+    hints, with dabs, with soft-rimmed dabs); the rings need the dabs' ``points``; ``other`` is
+    (output, recoloured target) for the dabs of another colour."""
     plain, hinted = outputs[:2]
     want = R.region_means(target, regions)
     got = R.region_means(plain, regions)
@@ -209,6 +253,9 @@ def score_drawing(
         scores.soft_de += R.delta_e(got_s[dabbed], want[dabbed]).tolist()
         if points is not None:
             scores.soft_ring += ring_de(outputs[2], regions, points, dab_colours)
+    if other is not None:
+        asked = R.region_means(other[1], regions)[dabbed]
+        scores.other_de += R.delta_e(R.region_means(other[0], regions)[dabbed], asked).tolist()
     near = R.neighbours(regions)
     dab_of = dict(zip(dabbed, dab_colours, strict=True))
     for j in range(regions.count):
@@ -260,15 +307,26 @@ def evaluate(
         dabbed_art = paint_points(art, target, points)
         soft_art = paint_points(art, target, points, soft_edge=SOFT_RIM)
         dab_colours = R.region_means(target, regions)[dabbed]
+        other_rng = np.random.default_rng([seed, n, 1])
+        other_target = recoloured(art, target, points, other_colours(dab_colours, other_rng))
+        other_art = paint_points(art, other_target, points)
         target_hues.append((name, R.dominant_hue(target, regions)))
         row = [Image.fromarray(art)]
         dabbed_outputs = []
         for model, translate in translators.items():
             outs = tuple(_rgb(translate(Image.fromarray(a))) for a in (art, dabbed_art, soft_art))
+            other = (_rgb(translate(Image.fromarray(other_art))), other_target)
             for subset in subsets:
                 if subset == "all" or sets[name] == subset:
                     score_drawing(
-                        outs, target, regions, dabbed, dab_colours, scores[subset][model], points
+                        outs,
+                        target,
+                        regions,
+                        dabbed,
+                        dab_colours,
+                        scores[subset][model],
+                        points,
+                        other,
                     )
             row.append(Image.fromarray(outs[0]))
             dabbed_outputs.append(Image.fromarray(outs[1]))
@@ -360,6 +418,13 @@ def table(scores: dict[str, Scores], models: list[str]) -> str:
             f"soft-rimmed dabs ({SOFT_RIM:g} px, as the canvas draws them): median dE76, within "
             "dE 10",
             lambda m: f"{s[m]['soft_dabs']['median_de']:.1f}, {s[m]['soft_dabs']['within_10']:.0%}",
+        ),
+        (
+            f"dabs of another colour (random, at least dE {OTHER_DE:g} from the target's): "
+            "median dE76 to the asked colour, within dE 10",
+            lambda m: (
+                f"{s[m]['other_dabs']['median_de']:.1f}, {s[m]['other_dabs']['within_10']:.0%}"
+            ),
         ),
         (
             "ring: dE76 of the output around a dab's rim to its colour, hard / soft rims (median)",
