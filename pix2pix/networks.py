@@ -162,9 +162,12 @@ class HintPropagation(nn.Module):
     multiples of ``scale``. Lines are dark pixels without colour; dabs are pixels with colour
     (max - min over RGB above ``CHROMA`` in [0, 1] units) whose colour is solid: at least
     ``SOLID`` times the largest chroma within one cell of them, so a dab's anti-aliased rim, its
-    colour faded into the paper, neither starts nor pales the spread. On a grid ``scale`` times
-    coarser, a cell is a wall when any of its pixels is a line, and a hint source, of its dab
-    pixels' mean colour, when at least a quarter of its pixels are dab pixels. For ``steps``
+    colour faded into the paper, neither starts nor pales the spread. A grey dab (no colour,
+    lighter than a line, darker than ``PAPER``) counts only where it fills whole cells evenly
+    (every pixel grey, their brightness within ``GREY_FLAT``): the grey anti-aliased edge of a
+    line is never that wide, as a dab is. On a grid ``scale`` times coarser, a cell is a wall
+    when any of its pixels is a line, and a hint source, of its dab pixels' mean colour, when at
+    least a quarter of its pixels are dab pixels. For ``steps``
     rounds each free cell takes the mean colour of the reached cells among itself and its four
     neighbours (4-connectivity: a diagonal line is a wall too), so colour flows up to ``steps``
     cells along paths between lines and never through one. Where two dabs share a shape their
@@ -185,6 +188,8 @@ class HintPropagation(nn.Module):
     # dab's anti-aliased rim (its colour faded into the paper): they neither make a cell a
     # source nor colour it, so a shape takes the dab's solid colour, not a paler one.
     SOLID = 0.9
+    PAPER = 0.9  # colourless pixels brighter than this (max of RGB, in [0, 1]) are paper
+    GREY_FLAT = 0.06  # a grey dab's cell: brightness within this (max - min, in [0, 1])
     channels = 4
 
     def __init__(self, steps: int = 64, scale: int = 4) -> None:
@@ -205,6 +210,12 @@ class HintPropagation(nn.Module):
         if self.SOLID > 0:  # keep the solid dab pixels: chroma near the most around them
             near = F.max_pool2d(F.max_pool2d(chroma * dab, s), 3, stride=1, padding=1)
             dab = dab * (chroma >= self.SOLID * F.interpolate(near, scale_factor=s)).to(x.dtype)
+        # Grey dabs: colourless pixels between a line and the paper, in cells they fill evenly.
+        grey = (chroma <= self.CHROMA) & (bright >= self.LINE) & (bright <= self.PAPER)
+        grey = grey.to(x.dtype)
+        spread = F.max_pool2d(bright, s) + F.max_pool2d(-bright, s)  # (B, 1, h, w)
+        even = ((F.avg_pool2d(grey, s) > 0.999) & (spread <= self.GREY_FLAT)).to(x.dtype)
+        dab = dab + grey * F.interpolate(even, scale_factor=s)  # disjoint: no colour in grey
         share = F.avg_pool2d(dab, s)
         source = (share >= 0.25).to(x.dtype) * free
         colour = F.avg_pool2d(rgb * dab, s) / share.clamp(min=1e-6)  # the solid dab pixels' mean

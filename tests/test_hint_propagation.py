@@ -54,6 +54,26 @@ def test_a_dab_fills_its_box_and_stops_at_the_outline() -> None:
     assert not reached[:30].any() and not reached[226:].any()
 
 
+def test_a_grey_dab_fills_its_box_but_a_lines_grey_edge_starts_nothing() -> None:
+    x = _boxes()
+    # Soften the outlines as anti-aliasing does: a 1-px grey fringe on both sides of each line.
+    dark = x[0].amin(0) < 0
+    fringe = torch.nn.functional.max_pool2d(dark[None, None].float(), 3, 1, 1)[0, 0].bool()
+    x[0, :, fringe & ~dark] = 0.5
+    assert (_spread(x)[3] < 0).all(), "a line's grey edge started a spread"
+    _dab(x, 128, 44, (0.3, 0.3, 0.3))  # a light grey dab (brightness 0.65) in the left box
+    out = _spread(x)
+    reached = out[3] > 0
+    for y, xx in ((60, 20), (200, 68)):
+        assert reached[y, xx] and torch.allclose(out[:3, y, xx], torch.full((3,), 0.3), atol=1e-5)
+    assert not reached[:, 85:].any()
+    # Uneven grey (a soft rim, a gradient) does not start it either.
+    y = _boxes()
+    ramp = torch.linspace(0.2, 0.7, 12)
+    y[0, :, 122:134, 38:50] = ramp[None, None, :]
+    assert (_spread(y)[3] < 0).all()
+
+
 def test_colour_does_not_slip_through_a_diagonal_line() -> None:
     x = torch.ones(1, 3, 256, 256)
     for i in range(256):  # a 1-pixel diagonal from corner to corner
@@ -105,10 +125,11 @@ def test_a_dab_with_an_anti_aliased_rim_spreads_its_solid_colour() -> None:
     assert (plain[:3, 200, 20] - red).abs().max() > 0.1
 
 
-def test_grey_and_black_marks_are_not_dabs() -> None:
-    x = _boxes()
-    _dab(x, 128, 44, (0.2, 0.2, 0.2))  # a grey smudge: no colour, so no hint
-    assert (_spread(x)[3] < 0).all()
+def test_dark_grey_and_black_marks_are_lines_not_dabs() -> None:
+    for level in (-0.9, 0.1):  # black, and a grey darker than LINE: both read as lines
+        x = _boxes()
+        _dab(x, 128, 44, (level, level, level))
+        assert (_spread(x)[3] < 0).all()
 
 
 def test_a_unet_with_propagation_reads_rgb_and_has_weights_for_the_new_channels() -> None:

@@ -207,7 +207,7 @@ def test_training_with_hints_records_it_in_the_models_config(tmp_path: Path) -> 
             "--data", str(root), "--out", str(out), "--netG", "unet_128", "--ngf", "4",
             "--ndf", "4", "--load-size", "128", "--crop-size", "128", "--max-steps", "2",
             "--workers", "0", "--sample-every", "0", "--hints", "--hint-none-share", "0.2",
-            "--hint-recolour", "0.5", "--mixed-precision", "no",
+            "--hint-recolour", "0.5", "--hint-recolour-grey", "0.25", "--mixed-precision", "no",
         ]
     )  # fmt: skip
     assert code == 0
@@ -215,6 +215,7 @@ def test_training_with_hints_records_it_in_the_models_config(tmp_path: Path) -> 
     assert config["task"]["hints"] is True
     assert "colour-hint dabs" in config["task"]["notes"]
     assert "50% of them in a random colour" in config["task"]["notes"]
+    assert "25% of those colours greys" in config["task"]["notes"]
     card = (out / "README.md").read_text()
     assert "coloured dabs inside a shape choose its colour" in card
     # A resumed run keeps --hints from its checkpoint without being told again.
@@ -262,3 +263,19 @@ def test_no_recolour_draws_exactly_as_before() -> None:
     assert t is target
     with pytest.raises(ValueError, match="recolour"):
         DabSpec(recolour=1.5)
+    with pytest.raises(ValueError, match="recolour_grey"):
+        DabSpec(recolour_grey=-0.1)
+
+
+def test_grey_recolours_are_greys_a_grey_dab_can_be() -> None:
+    from pix2pix.networks import HintPropagation
+    from train.hints import random_dab_colour
+
+    torch.manual_seed(0)
+    colours = torch.stack([random_dab_colour(grey=1.0) for _ in range(200)])
+    assert (colours.amax(1) - colours.amin(1)).max() == 0  # greys
+    bright = (colours[:, 0] + 1) / 2
+    assert (bright >= HintPropagation.LINE).all() and (bright <= HintPropagation.PAPER).all()
+    mixed = torch.stack([random_dab_colour(grey=0.3) for _ in range(400)])
+    share = ((mixed.amax(1) - mixed.amin(1)) == 0).float().mean()
+    assert 0.2 < share < 0.4

@@ -17,8 +17,9 @@ inside a shape would not. With ``soft_edge`` its rim fades into what lies under 
 that many pixels, as a brush on the canvas draws it (anti-aliased, then downscaled), so that a
 model sees the faded rims visitors draw (docs/RESULTS.md: what training with them changed).
 
-With ``recolour`` a share of the dabs get a random colour instead, and the target's shape under
-the dab (its connected pixels of the centre's colour, up to the lines) is recoloured to match:
+With ``recolour`` a share of the dabs get a random colour instead (``recolour_grey`` of them a
+grey), and the target's shape under the dab (its connected pixels of the centre's colour, up to
+the lines) is recoloured to match:
 the colour a visitor asks for often disagrees with what the concept usually has (a green face,
 a red tree), and a model that only ever saw dabs agreeing with its prior learns to trust the
 prior over the dab (docs/RESULTS.md, session 12).
@@ -52,6 +53,7 @@ class DabSpec:
     stroke_length: tuple[float, float] = (8.0, 40.0)
     soft_edge: float = 0.0  # each dab's rim fades over U(0, soft_edge) pixels (0: hard edges)
     recolour: float = 0.0  # the share of dabs (and their shapes in the target) given a new colour
+    recolour_grey: float = 0.0  # the share of those new colours that are greys
 
     def __post_init__(self) -> None:
         if not 0 <= self.none_share <= 1:
@@ -66,6 +68,8 @@ class DabSpec:
             raise ValueError(f"soft_edge must be 0 or more pixels, got {self.soft_edge}")
         if not 0 <= self.recolour <= 1:
             raise ValueError(f"recolour must be in [0, 1], got {self.recolour}")
+        if not 0 <= self.recolour_grey <= 1:
+            raise ValueError(f"recolour_grey must be in [0, 1], got {self.recolour_grey}")
 
 
 def line_mask(inp: torch.Tensor) -> torch.Tensor:
@@ -146,10 +150,17 @@ def paint_dab(
 # (invisible on paper) or near black (it would read as a filled part of the drawing).
 RECOLOUR_WHITE = WHITE_LEVEL
 RECOLOUR_DARK = -0.2  # the brightest channel must be above this
+# A grey recoloured dab's level, in [-1, 1]: between a line and the paper, as
+# networks.HintPropagation reads a grey dab (LINE 0.6 and PAPER 0.9 in [0, 1]).
+RECOLOUR_GREY = (0.2, 0.8)
 
 
-def random_dab_colour() -> torch.Tensor:
-    """A (3,) colour in [-1, 1] for a recoloured dab, neither near white nor near black."""
+def random_dab_colour(grey: float = 0.0) -> torch.Tensor:
+    """A (3,) colour in [-1, 1] for a recoloured dab: with probability ``grey`` a grey of a
+    level uniform in ``RECOLOUR_GREY``, else a colour neither near white nor near black."""
+    if grey and torch.rand(()) < grey:
+        lo, hi = RECOLOUR_GREY
+        return torch.full((3,), float(lo + (hi - lo) * torch.rand(())))
     while True:
         colour = torch.rand(3) * 2 - 1
         if colour.amin() <= RECOLOUR_WHITE and colour.amax() > RECOLOUR_DARK:
@@ -224,7 +235,7 @@ def sample_dabs(
         edge = float(spec.soft_edge * torch.rand(())) * scale if spec.soft_edge else 0.0
         colour = None
         if spec.recolour and torch.rand(()) < spec.recolour:
-            colour = random_dab_colour()
+            colour = random_dab_colour(spec.recolour_grey)
         dabs.append(((y, x), radius, end, edge, colour))
     # Recolour (a copy of the target) first, then paint every dab from the final target, so a dab
     # in a shape that a later dab recolours takes the new colour too.

@@ -132,6 +132,7 @@ RECIPE_OPTIONS = (
     "hint_max_dabs",
     "hint_soft_edge",
     "hint_recolour",
+    "hint_recolour_grey",
     "data_a",
     "data_b",
     "lambda_cycle",
@@ -270,6 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
         "concept usually looks like (0: every dab has the target's colour)",
     )
     data.add_argument(
+        "--hint-recolour-grey",
+        type=float,
+        default=DabSpec().recolour_grey,
+        metavar="SHARE",
+        help="with --hint-recolour, this share of the random colours are greys (lighter than a "
+        "line, darker than the paper: networks.HintPropagation spreads such dabs too)",
+    )
+    data.add_argument(
         "--hint-propagation",
         type=int,
         default=0,
@@ -390,6 +399,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--hint-soft-edge must be 0 or more pixels, got {args.hint_soft_edge}")
     if not 0 <= args.hint_recolour <= 1:
         parser.error(f"--hint-recolour must be between 0 and 1, got {args.hint_recolour}")
+    if not 0 <= args.hint_recolour_grey <= 1:
+        parser.error(f"--hint-recolour-grey must be between 0 and 1, got {args.hint_recolour_grey}")
     if args.hint_propagation < 0:
         parser.error(f"--hint-propagation must be 0 or more steps, got {args.hint_propagation}")
     if args.hint_propagation and not args.hints:
@@ -1075,6 +1086,8 @@ def _recipe(
                 f", {args.hint_recolour:.0%} of them in a random colour, their shapes in the "
                 "target recoloured to match"
             )
+            if getattr(args, "hint_recolour_grey", 0):
+                crops += f" ({args.hint_recolour_grey:.0%} of those colours greys)"
         if getattr(args, "hint_propagation", 0):
             crops += (
                 f", the dabs' colours spread over their shapes ({args.hint_propagation} steps) "
@@ -1189,6 +1202,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 max_dabs=getattr(args, "hint_max_dabs", DabSpec().max_dabs),
                 soft_edge=getattr(args, "hint_soft_edge", DabSpec().soft_edge),
                 recolour=getattr(args, "hint_recolour", DabSpec().recolour),
+                recolour_grey=getattr(args, "hint_recolour_grey", DabSpec().recolour_grey),
             )
             if getattr(args, "hints", False)
             else None,

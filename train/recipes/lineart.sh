@@ -7,6 +7,7 @@
 #   bash train/recipes/lineart.sh hints             # 10 more epochs, L1, stronger hints (session 9)
 #   bash train/recipes/lineart.sh propagate         # 11 more, G reads the hints spread (session 10)
 #   bash train/recipes/lineart.sh recolour          # 4 more, dabs that disagree (session 12)
+#   bash train/recipes/lineart.sh grey              # 2 more, grey dabs spread too (session 12)
 #   bash train/recipes/lineart.sh export            # the last stage's model -> checkpoints/
 #   bash train/recipes/lineart.sh report            # docs/RESULTS.md's section and grids
 #
@@ -41,6 +42,9 @@
 # (a dab in one corner of a large shape now reaches the far corner), 4 more epochs of 100 L1 in
 # which half of the dabs get a random colour and their shapes in the target the same colour
 # (--hint-recolour 0.5): Adam 1e-4 constant for 2 epochs, then decayed linearly to 0 over 2.
+# Grey (session 12): HintPropagation now spreads grey dabs too (lighter than a line, in cells
+# they fill evenly). From the recolour stage's generator, 2 more epochs with a quarter of the
+# random colours greys (--hint-recolour-grey 0.25): Adam 5e-5 for 1 epoch, decayed over 1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -106,6 +110,17 @@ case "${1:-}" in
         --input-kind edges --dataset "$NAME"
     fi
     ;;
+  grey)
+    if [ -d "$RUNS/$RUN-v8/checkpoint" ]; then
+      $PY -m train.train --resume "$RUNS/$RUN-v8"
+    else
+      $PY -m train.train --init-from "$RUNS/$RUN-v7" --data "$DATA" --out "$RUNS/$RUN-v8" \
+        --no-gan --hints --hint-propagation 96 --hint-recolour 0.5 --hint-recolour-grey 0.25 \
+        --hint-none-share 0.3 --hint-max-dabs 16 --batch-size 4 --lr 5e-5 --epochs 1 \
+        --epochs-decay 1 --lambda-l1 100 --save-every 1000 --sample-every 1000 --seed 8 \
+        --mixed-precision auto --compile off --input-kind edges --dataset "$NAME"
+    fi
+    ;;
   export)
     src="$RUNS/$RUN-v4"
     rm -rf checkpoints/lineart2color
@@ -124,5 +139,5 @@ case "${1:-}" in
       --model "session 9=$RUNS/previous-f2cf63f/checkpoints/lineart2color" \
       --model "session 11 (shipped)=checkpoints/lineart2color"
     ;;
-  *) echo "usage: $0 data | train | finetune | hints | propagate | recolour | export | report" >&2; exit 2 ;;
+  *) echo "usage: $0 data | train | finetune | hints | propagate | recolour | grey | export | report" >&2; exit 2 ;;
 esac
