@@ -122,22 +122,23 @@ case "${1:-}" in
     fi
     ;;
   export)
-    src="$RUNS/$RUN-v4"
+    src="$RUNS/$RUN-v8"
     rm -rf checkpoints/lineart2color
     $PY -m pix2pix.convert "$src" checkpoints/lineart2color --fp16 --input-kind edges \
       --train-size 256 --patch 70 --hints --dataset "$NAME" --license cc-by-sa-4.0 \
-      --notes "Line art to colour with colour hints: a dab of colour inside a shape chooses that shape's colour. $RUN: the paper's recipe at ngf 16 (unet_256, 70x70 PatchGAN, cGAN + 100 L1, batch 4, 256 px crops of 286 px, mirroring, 22,360 steps) with colour-hint dabs sampled from the targets, then one epoch of L1 alone for smooth fills ($RUN-l1), then 10 epochs of L1 with dabs on 70% of the examples, up to 16 each ($RUN-v3: 26,260 steps of batch 4), then 11 epochs of L1 with the dabs' colours spread over their shapes up to the lines as 4 more input channels (networks.HintPropagation, 48 steps; $RUN-v4: 28,886 steps of batch 4); see docs/RESULTS.md and train/recipes/lineart.sh. Data: OpenMoji (openmoji.org), CC BY-SA 4.0 (designer line art); line art derived from the flat colour fills of Fluent Emoji Flat (Microsoft Corporation), MIT; Twemoji (Twitter), CC BY 4.0; Noto Emoji (Google Inc), Apache 2.0; Emoji One, CC BY 4.0. The weights are shared under the same licence as OpenMoji's data, CC BY-SA 4.0 (share alike); the other sets' licences allow that, with their credits kept here."
+      --notes "Line art to colour with colour hints: a dab of colour inside a shape chooses that shape's colour. $RUN: the paper's recipe at ngf 16 (unet_256, 70x70 PatchGAN, cGAN + 100 L1, batch 4, 256 px crops of 286 px, mirroring, 22,360 steps) with colour-hint dabs sampled from the targets, then one epoch of L1 alone for smooth fills ($RUN-l1), then 10 epochs of L1 with dabs on 70% of the examples, up to 16 each ($RUN-v3: 26,260 steps of batch 4), then 11 epochs of L1 with the dabs' colours spread over their shapes up to the lines as 4 more input channels (networks.HintPropagation, 48 steps; $RUN-v4: 28,886 steps of batch 4), then 4 epochs in which half of the dabs had a random colour and their shapes in the target the same colour, the spread lengthened to 96 steps ($RUN-v7: 10,504 steps of batch 4), then 2 epochs with a quarter of those colours greys, grey dabs spread too ($RUN-v8: 5,252 steps of batch 4); see docs/RESULTS.md and train/recipes/lineart.sh. Data: OpenMoji (openmoji.org), CC BY-SA 4.0 (designer line art); line art derived from the flat colour fills of Fluent Emoji Flat (Microsoft Corporation), MIT; Twemoji (Twitter), CC BY 4.0; Noto Emoji (Google Inc), Apache 2.0; Emoji One, CC BY 4.0. The weights are shared under the same licence as OpenMoji's data, CC BY-SA 4.0 (share alike); the other sets' licences allow that, with their credits kept here."
     ;;
   report)  # against the previous default model, taken from git (the commit that shipped it)
-    for rev in f2cf63f; do
+    for rev in 9175958; do
       if [ ! -f "$RUNS/previous-$rev/checkpoints/lineart2color/model.safetensors" ]; then
         mkdir -p "$RUNS/previous-$rev"
         git archive "$rev" checkpoints/lineart2color | tar -x -C "$RUNS/previous-$rev"
       fi
     done
     $PY -m train.report_colour --data "$DATA" --intro docs/results/colour_intro.md \
-      --model "session 9=$RUNS/previous-f2cf63f/checkpoints/lineart2color" \
-      --model "session 11 (shipped)=checkpoints/lineart2color"
+      --model "session 11=$RUNS/previous-9175958/checkpoints/lineart2color" \
+      --model "recolour (v7)=$RUNS/$RUN-v7" \
+      --model "session 12 (shipped)=checkpoints/lineart2color"
     ;;
   *) echo "usage: $0 data | train | finetune | hints | propagate | recolour | grey | export | report" >&2; exit 2 ;;
 esac
