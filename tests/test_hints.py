@@ -279,3 +279,32 @@ def test_grey_recolours_are_greys_a_grey_dab_can_be() -> None:
     mixed = torch.stack([random_dab_colour(grey=0.3) for _ in range(400)])
     share = ((mixed.amax(1) - mixed.amin(1)) == 0).float().mean()
     assert 0.2 < share < 0.4
+
+
+def test_region_recolour_fills_the_whole_closed_shape_flat() -> None:
+    from train.hints import closed_shape, recolour_shape
+
+    inp, target = _drawing()
+    # The red box's target gets a second colour in its lower half, with no line between: the
+    # colour's shape is the upper half, the drawing's shape the whole box.
+    target[:, 130:213, 11:74] = torch.tensor((0.9, 0.6, -0.6))[:, None, None]
+    lines = line_mask(inp)
+    colour = torch.tensor((-0.5, 0.2, 0.7))
+    by_colour = recolour_shape(target.clone(), lines, (60, 40), colour)
+    assert by_colour[60, 40] and not by_colour[180, 40]
+    recoloured = target.clone()
+    whole = recolour_shape(recoloured, lines, (60, 40), colour, region=True)
+    assert whole[60, 40] and whole[180, 40] and not whole[:, 90:].any()
+    # Flat up to the outline; only the box's sharp corners (the disc that closes gaps rounds
+    # them) keep their old colour.
+    for inside in (recoloured[:, 46:210, 11:74], recoloured[:, 43:213, 14:71]):
+        assert (inside.reshape(3, -1) - colour[:, None]).abs().max() < 1e-6
+    assert torch.equal(recoloured[:, lines], target[:, lines])
+    # An open shape (the paper around the boxes) is not a closed shape: the colour's shape is
+    # recoloured instead.
+    assert closed_shape(lines, (20, 128)) is None
+    # A gap of 4 px in an outline still closes the shape; the paper outside stays untouched.
+    gapped = inp.clone()
+    gapped[:, 120:124, 8:11] = 1.0
+    shape = closed_shape(line_mask(gapped), (60, 40))
+    assert shape is not None and not shape[:, :8].any()

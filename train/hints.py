@@ -19,7 +19,8 @@ model sees the faded rims visitors draw (docs/RESULTS.md: what training with the
 
 With ``recolour`` a share of the dabs get a random colour instead (``recolour_grey`` of them a
 grey), and the target's shape under the dab (its connected pixels of the centre's colour, up to
-the lines) is recoloured to match:
+the lines; with ``recolour_region`` the whole closed shape of the line drawing, flat) is
+recoloured to match:
 the colour a visitor asks for often disagrees with what the concept usually has (a green face,
 a red tree), and a model that only ever saw dabs agreeing with its prior learns to trust the
 prior over the dab (docs/RESULTS.md, session 12).
@@ -54,6 +55,7 @@ class DabSpec:
     soft_edge: float = 0.0  # each dab's rim fades over U(0, soft_edge) pixels (0: hard edges)
     recolour: float = 0.0  # the share of dabs (and their shapes in the target) given a new colour
     recolour_grey: float = 0.0  # the share of those new colours that are greys
+    recolour_region: bool = False  # recolour the dab's whole closed shape flat (else its colour)
 
     def __post_init__(self) -> None:
         if not 0 <= self.none_share <= 1:
@@ -167,17 +169,55 @@ def random_dab_colour(grey: float = 0.0) -> torch.Tensor:
             return colour
 
 
+# Gaps in a drawing's lines up to twice this (px) close a shape for recolour_region, as
+# train.regions reads a drawing.
+CLOSE_GAPS = 3
+
+
+def closed_shape(lines: torch.Tensor, centre: tuple[int, int]) -> torch.Tensor | None:
+    """The closed shape of a line drawing around ``centre`` (y, x): (H, W) bool.
+
+    The pixels that are not ``lines`` in the 4-connected area the lines enclose once thickened by
+    ``CLOSE_GAPS`` px, grown back to the lines by the same disc (so a sharp corner keeps a few
+    pixels out); None where that area touches the border (an open shape, or the paper) or the
+    centre lies within ``CLOSE_GAPS`` of a line.
+    """
+    disc = ndimage.iterate_structure(ndimage.generate_binary_structure(2, 1), CLOSE_GAPS)
+    drawn = lines.numpy()
+    free = ~ndimage.binary_dilation(drawn, structure=disc)
+    labels, _ = ndimage.label(free)
+    label = labels[centre]
+    if label == 0:
+        return None
+    area = labels == label
+    if area[0].any() or area[-1].any() or area[:, 0].any() or area[:, -1].any():
+        return None
+    return torch.from_numpy(ndimage.binary_dilation(area, structure=disc) & ~drawn)
+
+
 def recolour_shape(
-    target: torch.Tensor, lines: torch.Tensor, centre: tuple[int, int], colour: torch.Tensor
+    target: torch.Tensor,
+    lines: torch.Tensor,
+    centre: tuple[int, int],
+    colour: torch.Tensor,
+    *,
+    region: bool = False,
 ) -> torch.Tensor:
     """Shift the target's shape under ``centre`` (y, x) to ``colour``, in place.
 
     The shape is the 4-connected set of pixels that are not ``lines`` and whose target colour is
     within ``SAME_COLOUR`` of the centre's (a flat fill up to its outlines); its pixels move by
-    ``colour`` minus the centre's colour (keeping any shading), clamped to [-1, 1]. Returns the
-    (H, W) bool mask of the shape.
+    ``colour`` minus the centre's colour (keeping any shading), clamped to [-1, 1]. With
+    ``region`` it is the drawing's whole closed shape there (``closed_shape``), filled flat with
+    ``colour``, as a visitor's dab asks; where that shape is open, the colour's shape as above.
+    Returns the (H, W) bool mask of the shape.
     """
     y, x = centre
+    if region:
+        shape = closed_shape(lines, centre)
+        if shape is not None:
+            target[:, shape] = colour.to(target.dtype)[:, None]
+            return shape
     old = target[:, y, x].clone()
     same = ((target - old[:, None, None]).abs().amax(0) <= SAME_COLOUR) & ~lines
     labels, _ = ndimage.label(same.numpy())
@@ -243,7 +283,7 @@ def sample_dabs(
         target = target.clone()
         for centre, _, _, _, colour in dabs:
             if colour is not None:
-                recolour_shape(target, lines, centre, colour)
+                recolour_shape(target, lines, centre, colour, region=spec.recolour_region)
     painted = 0
     for centre, radius, end, edge, _ in dabs:
         if paint_dab(out, target, centre, radius, end, lines=lines, soft_edge=edge).any():

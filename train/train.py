@@ -133,6 +133,7 @@ RECIPE_OPTIONS = (
     "hint_soft_edge",
     "hint_recolour",
     "hint_recolour_grey",
+    "hint_recolour_region",
     "data_a",
     "data_b",
     "lambda_cycle",
@@ -277,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SHARE",
         help="with --hint-recolour, this share of the random colours are greys (lighter than a "
         "line, darker than the paper: networks.HintPropagation spreads such dabs too)",
+    )
+    data.add_argument(
+        "--hint-recolour-region",
+        action="store_true",
+        help="with --hint-recolour, fill the dab's whole closed shape of the line art (gaps up to "
+        "6 px closed) with its colour in the target, as a visitor's dab asks, instead of only the "
+        "target's connected pixels of the colour under the dab",
     )
     data.add_argument(
         "--hint-propagation",
@@ -1088,6 +1096,8 @@ def _recipe(
             )
             if getattr(args, "hint_recolour_grey", 0):
                 crops += f" ({args.hint_recolour_grey:.0%} of those colours greys)"
+            if getattr(args, "hint_recolour_region", False):
+                crops += " (each dab's whole closed shape, flat)"
         if getattr(args, "hint_propagation", 0):
             crops += (
                 f", the dabs' colours spread over their shapes ({args.hint_propagation} steps) "
@@ -1203,6 +1213,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 soft_edge=getattr(args, "hint_soft_edge", DabSpec().soft_edge),
                 recolour=getattr(args, "hint_recolour", DabSpec().recolour),
                 recolour_grey=getattr(args, "hint_recolour_grey", DabSpec().recolour_grey),
+                recolour_region=getattr(args, "hint_recolour_region", False),
             )
             if getattr(args, "hints", False)
             else None,

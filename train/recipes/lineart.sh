@@ -8,6 +8,7 @@
 #   bash train/recipes/lineart.sh propagate         # 11 more, G reads the hints spread (session 10)
 #   bash train/recipes/lineart.sh recolour          # 4 more, dabs that disagree (session 12)
 #   bash train/recipes/lineart.sh grey              # 2 more, grey dabs spread too (session 12)
+#   bash train/recipes/lineart.sh region            # 2 more, a dab recolours its whole shape
 #   bash train/recipes/lineart.sh export            # the last stage's model -> checkpoints/
 #   bash train/recipes/lineart.sh report            # docs/RESULTS.md's section and grids
 #
@@ -44,7 +45,10 @@
 # (--hint-recolour 0.5): Adam 1e-4 constant for 2 epochs, then decayed linearly to 0 over 2.
 # Grey (session 12): HintPropagation now spreads grey dabs too (lighter than a line, in cells
 # they fill evenly). From the recolour stage's generator, 2 more epochs with a quarter of the
-# random colours greys (--hint-recolour-grey 0.25): Adam 5e-5 for 1 epoch, decayed over 1.
+# random colours greys (--hint-recolour-grey 0.25): Adam 5e-5 for 1 epoch, decayed over 1. Not
+# shipped: no better with dabs than the recolour stage's generator (which the export takes, with
+# the same grey-spreading propagation), and without them it painted 55% of the test drawings
+# mainly yellow (the targets: 17%; the recolour stage: 25%); docs/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -121,12 +125,23 @@ case "${1:-}" in
         --mixed-precision auto --compile off --input-kind edges --dataset "$NAME"
     fi
     ;;
+  region)
+    if [ -d "$RUNS/$RUN-v9/checkpoint" ]; then
+      $PY -m train.train --resume "$RUNS/$RUN-v9"
+    else
+      $PY -m train.train --init-from "$RUNS/$RUN-v7" --data "$DATA" --out "$RUNS/$RUN-v9" \
+        --no-gan --hints --hint-propagation 96 --hint-recolour 0.5 --hint-recolour-region \
+        --hint-none-share 0.3 --hint-max-dabs 16 --batch-size 4 --lr 5e-5 --epochs 1 \
+        --epochs-decay 1 --lambda-l1 100 --save-every 1000 --sample-every 1000 --seed 9 \
+        --mixed-precision auto --compile off --input-kind edges --dataset "$NAME"
+    fi
+    ;;
   export)
-    src="$RUNS/$RUN-v8"
+    src="$RUNS/$RUN-v7"
     rm -rf checkpoints/lineart2color
     $PY -m pix2pix.convert "$src" checkpoints/lineart2color --fp16 --input-kind edges \
       --train-size 256 --patch 70 --hints --dataset "$NAME" --license cc-by-sa-4.0 \
-      --notes "Line art to colour with colour hints: a dab of colour inside a shape chooses that shape's colour. $RUN: the paper's recipe at ngf 16 (unet_256, 70x70 PatchGAN, cGAN + 100 L1, batch 4, 256 px crops of 286 px, mirroring, 22,360 steps) with colour-hint dabs sampled from the targets, then one epoch of L1 alone for smooth fills ($RUN-l1), then 10 epochs of L1 with dabs on 70% of the examples, up to 16 each ($RUN-v3: 26,260 steps of batch 4), then 11 epochs of L1 with the dabs' colours spread over their shapes up to the lines as 4 more input channels (networks.HintPropagation, 48 steps; $RUN-v4: 28,886 steps of batch 4), then 4 epochs in which half of the dabs had a random colour and their shapes in the target the same colour, the spread lengthened to 96 steps ($RUN-v7: 10,504 steps of batch 4), then 2 epochs with a quarter of those colours greys, grey dabs spread too ($RUN-v8: 5,252 steps of batch 4); see docs/RESULTS.md and train/recipes/lineart.sh. Data: OpenMoji (openmoji.org), CC BY-SA 4.0 (designer line art); line art derived from the flat colour fills of Fluent Emoji Flat (Microsoft Corporation), MIT; Twemoji (Twitter), CC BY 4.0; Noto Emoji (Google Inc), Apache 2.0; Emoji One, CC BY 4.0. The weights are shared under the same licence as OpenMoji's data, CC BY-SA 4.0 (share alike); the other sets' licences allow that, with their credits kept here."
+      --notes "Line art to colour with colour hints: a dab of colour inside a shape chooses that shape's colour. $RUN: the paper's recipe at ngf 16 (unet_256, 70x70 PatchGAN, cGAN + 100 L1, batch 4, 256 px crops of 286 px, mirroring, 22,360 steps) with colour-hint dabs sampled from the targets, then one epoch of L1 alone for smooth fills ($RUN-l1), then 10 epochs of L1 with dabs on 70% of the examples, up to 16 each ($RUN-v3: 26,260 steps of batch 4), then 11 epochs of L1 with the dabs' colours spread over their shapes up to the lines as 4 more input channels (networks.HintPropagation, 48 steps; $RUN-v4: 28,886 steps of batch 4), then 4 epochs in which half of the dabs had a random colour and their shapes in the target the same colour, the spread lengthened to 96 steps ($RUN-v7: 10,504 steps of batch 4); its propagation spreads grey dabs too; see docs/RESULTS.md and train/recipes/lineart.sh. Data: OpenMoji (openmoji.org), CC BY-SA 4.0 (designer line art); line art derived from the flat colour fills of Fluent Emoji Flat (Microsoft Corporation), MIT; Twemoji (Twitter), CC BY 4.0; Noto Emoji (Google Inc), Apache 2.0; Emoji One, CC BY 4.0. The weights are shared under the same licence as OpenMoji's data, CC BY-SA 4.0 (share alike); the other sets' licences allow that, with their credits kept here."
     ;;
   report)  # against the previous default model, taken from git (the commit that shipped it)
     for rev in 9175958; do
@@ -137,8 +152,8 @@ case "${1:-}" in
     done
     $PY -m train.report_colour --data "$DATA" --intro docs/results/colour_intro.md \
       --model "session 11=$RUNS/previous-9175958/checkpoints/lineart2color" \
-      --model "recolour (v7)=$RUNS/$RUN-v7" \
+      --model "grey (v8, not shipped)=$RUNS/$RUN-v8" \
       --model "session 12 (shipped)=checkpoints/lineart2color"
     ;;
-  *) echo "usage: $0 data | train | finetune | hints | propagate | recolour | grey | export | report" >&2; exit 2 ;;
+  *) echo "usage: $0 data | train | finetune | hints | propagate | recolour | grey | region | export | report" >&2; exit 2 ;;
 esac
