@@ -65,7 +65,7 @@ def test_loads_strictly_with_its_licence_and_credit() -> None:
         "cat-face",
         "sneaker",
         # The house was a strict xfail from session 9 to 11 (colourfulness 10.9); session 12's
-        # model gives 12.3, just over the bar: still pale walls (docs/RESULTS.md).
+        # model gives 14.5: still pale walls, just over the bar (docs/RESULTS.md).
         "house",
         "fish",
     ],

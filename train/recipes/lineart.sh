@@ -46,9 +46,13 @@
 # Grey (session 12): HintPropagation now spreads grey dabs too (lighter than a line, in cells
 # they fill evenly). From the recolour stage's generator, 2 more epochs with a quarter of the
 # random colours greys (--hint-recolour-grey 0.25): Adam 5e-5 for 1 epoch, decayed over 1. Not
-# shipped: no better with dabs than the recolour stage's generator (which the export takes, with
-# the same grey-spreading propagation), and without them it painted 55% of the test drawings
-# mainly yellow (the targets: 17%; the recolour stage: 25%); docs/RESULTS.md.
+# shipped: no better with dabs than the recolour stage's generator, and without them it painted
+# 55% of the test drawings mainly yellow (the targets: 17%; the recolour stage: 25%).
+# Region (session 12, shipped): the recolour stage recoloured only the target's pixels of the
+# dab's colour, so where a shape held several colours with no line between them (a freehand
+# house whose walls and roof are one shape) G coloured only part of it. From the recolour
+# stage's generator, 2 more epochs in which a recoloured dab fills its whole closed shape in the
+# target, flat (--hint-recolour-region): Adam 5e-5 for 1 epoch, decayed over 1. docs/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
@@ -137,11 +141,11 @@ case "${1:-}" in
     fi
     ;;
   export)
-    src="$RUNS/$RUN-v7"
+    src="$RUNS/$RUN-v9"
     rm -rf checkpoints/lineart2color
     $PY -m pix2pix.convert "$src" checkpoints/lineart2color --fp16 --input-kind edges \
       --train-size 256 --patch 70 --hints --dataset "$NAME" --license cc-by-sa-4.0 \
-      --notes "Line art to colour with colour hints: a dab of colour inside a shape chooses that shape's colour. $RUN: the paper's recipe at ngf 16 (unet_256, 70x70 PatchGAN, cGAN + 100 L1, batch 4, 256 px crops of 286 px, mirroring, 22,360 steps) with colour-hint dabs sampled from the targets, then one epoch of L1 alone for smooth fills ($RUN-l1), then 10 epochs of L1 with dabs on 70% of the examples, up to 16 each ($RUN-v3: 26,260 steps of batch 4), then 11 epochs of L1 with the dabs' colours spread over their shapes up to the lines as 4 more input channels (networks.HintPropagation, 48 steps; $RUN-v4: 28,886 steps of batch 4), then 4 epochs in which half of the dabs had a random colour and their shapes in the target the same colour, the spread lengthened to 96 steps ($RUN-v7: 10,504 steps of batch 4); its propagation spreads grey dabs too; see docs/RESULTS.md and train/recipes/lineart.sh. Data: OpenMoji (openmoji.org), CC BY-SA 4.0 (designer line art); line art derived from the flat colour fills of Fluent Emoji Flat (Microsoft Corporation), MIT; Twemoji (Twitter), CC BY 4.0; Noto Emoji (Google Inc), Apache 2.0; Emoji One, CC BY 4.0. The weights are shared under the same licence as OpenMoji's data, CC BY-SA 4.0 (share alike); the other sets' licences allow that, with their credits kept here."
+      --notes "Line art to colour with colour hints: a dab of colour inside a shape chooses that shape's colour. $RUN: the paper's recipe at ngf 16 (unet_256, 70x70 PatchGAN, cGAN + 100 L1, batch 4, 256 px crops of 286 px, mirroring, 22,360 steps) with colour-hint dabs sampled from the targets, then one epoch of L1 alone for smooth fills ($RUN-l1), then 10 epochs of L1 with dabs on 70% of the examples, up to 16 each ($RUN-v3: 26,260 steps of batch 4), then 11 epochs of L1 with the dabs' colours spread over their shapes up to the lines as 4 more input channels (networks.HintPropagation, 48 steps; $RUN-v4: 28,886 steps of batch 4), then 4 epochs in which half of the dabs had a random colour and their shapes in the target the same colour, the spread lengthened to 96 steps ($RUN-v7: 10,504 steps of batch 4), then 2 epochs in which such a dab's whole closed shape took its colour ($RUN-v9: 5,252 steps of batch 4); its propagation spreads grey dabs too; see docs/RESULTS.md and train/recipes/lineart.sh. Data: OpenMoji (openmoji.org), CC BY-SA 4.0 (designer line art); line art derived from the flat colour fills of Fluent Emoji Flat (Microsoft Corporation), MIT; Twemoji (Twitter), CC BY 4.0; Noto Emoji (Google Inc), Apache 2.0; Emoji One, CC BY 4.0. The weights are shared under the same licence as OpenMoji's data, CC BY-SA 4.0 (share alike); the other sets' licences allow that, with their credits kept here."
     ;;
   report)  # against the previous default model, taken from git (the commit that shipped it)
     for rev in 9175958; do
@@ -152,7 +156,7 @@ case "${1:-}" in
     done
     $PY -m train.report_colour --data "$DATA" --intro docs/results/colour_intro.md \
       --model "session 11=$RUNS/previous-9175958/checkpoints/lineart2color" \
-      --model "grey (v8, not shipped)=$RUNS/$RUN-v8" \
+      --model "recolour (v7, not shipped)=$RUNS/$RUN-v7" \
       --model "session 12 (shipped)=checkpoints/lineart2color"
     ;;
   *) echo "usage: $0 data | train | finetune | hints | propagate | recolour | grey | region | export | report" >&2; exit 2 ;;
