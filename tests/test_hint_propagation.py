@@ -223,6 +223,7 @@ def test_training_with_hint_propagation(tmp_path: Path) -> None:
         (["--hint-propagation", "8"], "needs --hints"),
         (["--hints", "--hint-propagation", "-1"], "0 or more"),
         (["--hints", "--hint-recolour", "2"], "between 0 and 1"),
+        (["--hints", "--hint-recolour-region"], "give --hint-recolour SHARE too"),
     ],
 )
 def test_bad_hint_propagation_options_are_refused(

@@ -409,6 +409,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--hint-recolour must be between 0 and 1, got {args.hint_recolour}")
     if not 0 <= args.hint_recolour_grey <= 1:
         parser.error(f"--hint-recolour-grey must be between 0 and 1, got {args.hint_recolour_grey}")
+    if (args.hint_recolour_grey or args.hint_recolour_region) and not args.hint_recolour:
+        parser.error(
+            "--hint-recolour-grey and --hint-recolour-region shape --hint-recolour's "
+            "colours: give --hint-recolour SHARE too"
+        )
     if args.hint_propagation < 0:
         parser.error(f"--hint-propagation must be 0 or more steps, got {args.hint_propagation}")
     if args.hint_propagation and not args.hints:
