@@ -20,10 +20,9 @@ model sees the faded rims visitors draw (docs/RESULTS.md: what training with the
 With ``recolour`` a share of the dabs get a random colour instead (``recolour_grey`` of them a
 grey), and the target's shape under the dab (its connected pixels of the centre's colour, up to
 the lines; with ``recolour_region`` the whole closed shape of the line drawing, flat) is
-recoloured to match:
-the colour a visitor asks for often disagrees with what the concept usually has (a green face,
-a red tree), and a model that only ever saw dabs agreeing with its prior learns to trust the
-prior over the dab (docs/RESULTS.md, session 12).
+recoloured to match. The colour a visitor asks for often disagrees with what the concept usually
+has (a green face, a red tree), and a model that only ever saw dabs agreeing with its prior
+learns to trust the prior over the dab (docs/RESULTS.md, session 12).
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from scipy import ndimage
 
@@ -174,25 +174,34 @@ def random_dab_colour(grey: float = 0.0) -> torch.Tensor:
 CLOSE_GAPS = 3
 
 
-def closed_shape(lines: torch.Tensor, centre: tuple[int, int]) -> torch.Tensor | None:
+_DISC = ndimage.iterate_structure(ndimage.generate_binary_structure(2, 1), CLOSE_GAPS)
+
+
+def closed_areas(lines: torch.Tensor) -> np.ndarray:
+    """The 4-connected areas a line drawing's ``lines`` ((H, W) bool) enclose once thickened by
+    ``CLOSE_GAPS`` px: (H, W) int labels, 0 on the thickened lines (``closed_shape``'s input)."""
+    labels, _ = ndimage.label(~ndimage.binary_dilation(lines.numpy(), structure=_DISC))
+    return labels
+
+
+def closed_shape(
+    lines: torch.Tensor, centre: tuple[int, int], areas: np.ndarray | None = None
+) -> torch.Tensor | None:
     """The closed shape of a line drawing around ``centre`` (y, x): (H, W) bool.
 
-    The pixels that are not ``lines`` in the 4-connected area the lines enclose once thickened by
-    ``CLOSE_GAPS`` px, grown back to the lines by the same disc (so a sharp corner keeps a few
+    The pixels that are not ``lines`` in the area around ``centre`` of ``closed_areas`` (computed
+    here unless given), grown back to the lines by the same disc (so a sharp corner keeps a few
     pixels out); None where that area touches the border (an open shape, or the paper) or the
     centre lies within ``CLOSE_GAPS`` of a line.
     """
-    disc = ndimage.iterate_structure(ndimage.generate_binary_structure(2, 1), CLOSE_GAPS)
-    drawn = lines.numpy()
-    free = ~ndimage.binary_dilation(drawn, structure=disc)
-    labels, _ = ndimage.label(free)
+    labels = closed_areas(lines) if areas is None else areas
     label = labels[centre]
     if label == 0:
         return None
     area = labels == label
     if area[0].any() or area[-1].any() or area[:, 0].any() or area[:, -1].any():
         return None
-    return torch.from_numpy(ndimage.binary_dilation(area, structure=disc) & ~drawn)
+    return torch.from_numpy(ndimage.binary_dilation(area, structure=_DISC) & ~lines.numpy())
 
 
 def recolour_shape(
@@ -202,6 +211,7 @@ def recolour_shape(
     colour: torch.Tensor,
     *,
     region: bool = False,
+    areas: np.ndarray | None = None,
 ) -> torch.Tensor:
     """Shift the target's shape under ``centre`` (y, x) to ``colour``, in place.
 
@@ -209,12 +219,13 @@ def recolour_shape(
     within ``SAME_COLOUR`` of the centre's (a flat fill up to its outlines); its pixels move by
     ``colour`` minus the centre's colour (keeping any shading), clamped to [-1, 1]. With
     ``region`` it is the drawing's whole closed shape there (``closed_shape``), filled flat with
-    ``colour``, as a visitor's dab asks; where that shape is open, the colour's shape as above.
-    Returns the (H, W) bool mask of the shape.
+    ``colour``, as a visitor's dab asks (``areas``: ``closed_areas(lines)``, when already
+    computed); where that shape is open, the colour's shape as above. Returns the (H, W) bool mask
+    of the shape.
     """
     y, x = centre
     if region:
-        shape = closed_shape(lines, centre)
+        shape = closed_shape(lines, centre, areas)
         if shape is not None:
             target[:, shape] = colour.to(target.dtype)[:, None]
             return shape
@@ -281,9 +292,12 @@ def sample_dabs(
     # in a shape that a later dab recolours takes the new colour too.
     if any(colour is not None for *_, colour in dabs):
         target = target.clone()
+        areas = closed_areas(lines) if spec.recolour_region else None  # once for every dab
         for centre, _, _, _, colour in dabs:
             if colour is not None:
-                recolour_shape(target, lines, centre, colour, region=spec.recolour_region)
+                recolour_shape(
+                    target, lines, centre, colour, region=spec.recolour_region, areas=areas
+                )
     painted = 0
     for centre, radius, end, edge, _ in dabs:
         if paint_dab(out, target, centre, radius, end, lines=lines, soft_edge=edge).any():

@@ -156,12 +156,21 @@ def paint_points(
 ) -> np.ndarray:
     """The (H, W, 3) uint8 line art with a ``DAB_RADIUS`` disc of the target's colour at each
     of ``points`` (``dab_points``); with ``soft_edge`` its rim fades over that many pixels."""
-    inp = torch.from_numpy(line_art).permute(2, 0, 1).float() / 127.5 - 1
-    tgt = torch.from_numpy(target).permute(2, 0, 1).float() / 127.5 - 1
+    inp, tgt = _unit(line_art), _unit(target)
     lines = torch.from_numpy(line_art.min(axis=2) < R.LINE_LEVEL)
     for _, y, x in points:
         paint_dab(inp, tgt, (y, x), DAB_RADIUS, lines=lines, soft_edge=soft_edge)
-    return ((inp + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+    return _uint8(inp)
+
+
+def _unit(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> a new (3, H, W) float tensor in [-1, 1] (train.hints' range)."""
+    return torch.from_numpy(image.copy()).permute(2, 0, 1).float() / 127.5 - 1
+
+
+def _uint8(image: torch.Tensor) -> np.ndarray:
+    """``_unit``'s inverse: (3, H, W) in [-1, 1] -> (H, W, 3) uint8, rounded."""
+    return ((image + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
 
 
 def other_colours(
@@ -191,12 +200,12 @@ def recoloured(
 ) -> np.ndarray:
     """The (H, W, 3) uint8 target with the shape under each of ``points`` shifted to its colour
     of ``colours`` ((n, 3) uint8), as ``train.hints.recolour_shape`` does in training."""
-    tgt = torch.from_numpy(target.copy()).permute(2, 0, 1).float() / 127.5 - 1
+    tgt = _unit(target)
     lines = torch.from_numpy(line_art.min(axis=2) < R.LINE_LEVEL)
     for (_, y, x), rgb in zip(points, colours, strict=True):
         colour = torch.from_numpy(rgb.astype(np.float32)) / 127.5 - 1
         recolour_shape(tgt, lines, (y, x), colour)
-    return ((tgt + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+    return _uint8(tgt)
 
 
 def dab_regions(
