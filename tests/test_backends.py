@@ -331,3 +331,62 @@ def test_cached_exports_and_measurements_follow_the_code_that_runs_the_model(
     with (tmp_path / "networks.py").open("a") as f:
         f.write("\n# a change to how a generator runs\n")
     assert real() != backends.graph_source_hash()
+
+
+@pytest.mark.parametrize("fp32_input", [True, False], ids=["as-built", "bf16-pixels"])
+def test_the_bf16_candidate_hands_a_hint_generator_its_pixels_in_fp32(
+    monkeypatch: pytest.MonkeyPatch, fp32_input: bool
+) -> None:
+    # The hint propagation finds dabs, lines and grey cells by thresholds on the pixels; bf16
+    # pixels (8 bits of mantissa) cross them, and the spread then differs from fp32's (the
+    # shipped lineart2color: PSNR 16 dB on noise). The candidate keeps the image in fp32 and the
+    # generator casts after the propagation, so the spread is exactly fp32's.
+    monkeypatch.setattr(backends, "native_bf16", lambda: True)  # emulated where not native
+    if not fp32_input:  # what the candidate did before: the image cast to bf16 first
+        monkeypatch.setattr(networks, "reads_fp32_input", lambda model: False)
+    torch.manual_seed(0)
+    model = Pix2PixGenerator("unet_256", {"ngf": 4, "hint_propagation": 24}, {"hints": True})
+    networks.init_weights(model.net)
+    shape = (1, 3, 256, 256)
+    ctx = backends.Context(model.eval(), torch.device("cpu"), True, shape, "test")
+    x = backends.test_input(shape)  # noise: chroma and greys on every threshold
+    spreads: list[torch.Tensor] = []
+
+    def keep(module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        if isinstance(module, networks.HintPropagation):
+            spreads.append(output.float())
+
+    hook = torch.nn.modules.module.register_module_forward_hook(keep)
+    try:
+        want = backends._eager(ctx)(x)
+        got = backends._bf16_channels_last(ctx)(x)
+    finally:
+        hook.remove()
+    assert len(spreads) == 2
+    assert torch.equal(spreads[1], spreads[0]) == fp32_input
+    if fp32_input:
+        assert backends.psnr(got, want) >= backends.MIN_PSNR
+
+
+@pytest.mark.parametrize("outputs,bias", [(3, True), (1, False), (4, True)])
+def test_the_phase_form_of_a_last_layer_computes_the_transposed_convolution(
+    outputs: int, bias: bool
+) -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.ConvTranspose2d(8, outputs, 4, stride=2, padding=1, bias=bias)
+    x = torch.randn(2, 8, 17, 12)  # odd, non-square sides: the phases' offsets must line up
+    phase = backends.PhaseTransposedConv(conv)
+    with torch.no_grad():
+        want, got = conv(x), phase(x)
+    assert got.shape == want.shape == (2, outputs, 34, 24)
+    assert (got - want).abs().max() < 1e-5
+    # Only the layers it computes exactly are replaced: a generator's small last layer.
+    model = torch.nn.Sequential(
+        torch.nn.ConvTranspose2d(8, 16, 4, stride=2, padding=1),  # 16 outputs: kept
+        torch.nn.ConvTranspose2d(16, 3, 3, stride=1, padding=1),  # 3x3: kept
+        conv,
+    )
+    swapped = backends.phase_small_transposed(model)
+    assert [type(m).__name__ for m in swapped] == [
+        "ConvTranspose2d", "ConvTranspose2d", "PhaseTransposedConv"
+    ]  # fmt: skip

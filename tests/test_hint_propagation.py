@@ -175,6 +175,52 @@ def test_growing_a_trained_generator_keeps_its_outputs_until_it_trains(tmp_path:
         add_hint_propagation(resnet, 8)
 
 
+def test_the_padded_rounds_give_the_onnx_rounds_values() -> None:
+    # PyTorch runs the rounds on a state kept padded (fast under torch.compile), ONNX as one
+    # depthwise convolution a round: the same sums in the same order.
+    x = _boxes()
+    _dab(x, 128, 44, BLUE)
+    _dab(x, 60, 128, (0.8, -0.6, -0.6))
+    hp = networks.HintPropagation(40)
+    with torch.no_grad():
+        assert hp(x)[0, 3].gt(0).float().mean() > 0.2
+        seed = torch.zeros(1, 4, 64, 64)  # a source cell block and walls, as forward makes them
+        seed[0, :, 10:20, 10:20] = torch.rand(4, 1, 1)
+        gate = (torch.rand(1, 1, 64, 64) > 0.2).float()
+        gate[..., 10:20, 10:20] = 0
+        assert torch.allclose(hp._spread(seed, gate), hp._spread_onnx(seed, gate), atol=1e-6)
+
+
+def test_a_reduced_precision_generator_finds_the_dabs_on_the_fp32_pixels() -> None:
+    torch.manual_seed(0)
+    g = networks.create_generator("unet_256", ngf=4, hint_propagation=48)
+    networks.init_weights(g)
+    assert networks.reads_fp32_input(g)
+    assert not networks.reads_fp32_input(networks.create_generator("unet_256", ngf=4))
+    x = _boxes()
+    _dab(x, 128, 44, BLUE)
+    # A light grey dab just under the paper's brightness (PAPER 0.9 in [0, 1] is 0.8 here):
+    # bf16 (8 bits of mantissa) rounds 0.7995 to 0.8008, paper.
+    _dab(x, 128, 210, (0.7995, 0.7995, 0.7995))
+    hp = networks.HintPropagation(48)
+    with torch.no_grad():
+        want = hp(x)
+        assert want[0, 3, 128, 210] > 0  # the grey dab spreads from the fp32 pixels
+        got = hp(x.bfloat16())
+        assert got.dtype == torch.bfloat16  # in the input's dtype, computed in fp32
+        assert got[0, 3, 128, 210] < 0  # from bf16 pixels it is paper
+        assert torch.equal(got, hp(x.bfloat16().float()).bfloat16())
+        # A bf16 copy handed the fp32 image spreads exactly what the fp32 model spreads.
+        half = networks.create_generator("unet_256", ngf=4, hint_propagation=48)
+        half.load_state_dict(g.state_dict())
+        half = half.to(torch.bfloat16).eval()
+        seen = []
+        half.hints.register_forward_hook(lambda m, i, o: seen.append(o))
+        y = half(x)
+        assert y.dtype == torch.bfloat16 and y.shape == (1, 3, 256, 256)
+        assert torch.equal(seen[0], want)
+
+
 def test_the_onnx_export_spreads_hints_as_pytorch_does(tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
     from pix2pix.export import export_onnx
