@@ -420,7 +420,17 @@ def backend_lines(results: dict) -> list[str]:
     return lines
 
 
-def write_markdown(results: dict, path: Path, command: str) -> None:
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def write_markdown(
+    results: dict, path: Path, command: str, raw: Path = ROOT / "bench" / "results.json"
+) -> None:
     """``results`` as this machine kind's section of docs/PERFORMANCE.md.
 
     Sections of other machine kinds and the attempts log are kept as they are.
@@ -433,7 +443,7 @@ def write_markdown(results: dict, path: Path, command: str) -> None:
         "",
         f"Measured by `{command}` on {m['cpu']} (flags {', '.join(m['cpu_info']['flags'])}; "
         f"{m['cores']} cores, torch {m['torch']}, {m['threads']} threads), {results['date']}. "
-        f"Raw figures: `bench/results.json`. {results.get('note', '')}",
+        f"Raw figures: `{_shown(raw)}`. {results.get('note', '')}",
         "",
         "### Inference, batch 1 (PIL in, PIL out for ours; tensor forward for the baseline)",
         "",
@@ -554,7 +564,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", default="", help="a sentence for the section (e.g. the load)")
     p.add_argument("--json", type=Path, default=ROOT / "bench" / "results.json", help="raw figures")
     args = p.parse_args(argv)
-    command = "python -m bench.benchmark " + " ".join(argv if argv is not None else sys.argv[1:])
+    given = list(argv if argv is not None else sys.argv[1:])
+    if "--note" in given:  # the note is printed after the command, not inside it
+        at = given.index("--note")
+        del given[at : at + 2]
+    given = [a for a in given if not a.startswith("--note=")]
+    command = "python -m bench.benchmark " + " ".join(given)
     bundled = ("lineart2color", "sketch2product", "facades-l1") if args.short else BUNDLED
     if args.short:
         args.runs, args.train_steps = min(args.runs, 6), min(args.train_steps, 4)
@@ -597,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_markdown(results, args.out, command.strip())
+    write_markdown(results, args.out, command.strip(), args.json)
     print(args.out.read_text())
     return 0
 
