@@ -598,7 +598,7 @@ def _compiled(ctx: Context, *, bf16: bool) -> Runner:
         # from others (their dispatch keys differ), and callers pass either.
         return x.to(dtype=dtype, memory_format=layout, copy=True)
 
-    from pix2pix.export import TRACE_LOCK
+    from pix2pix.export import EXPORT_GATE, TRACE_LOCK
 
     inductor_cache_dir()
     # freezing is read while dynamo traces (parameters become constants, guarded by identity)
@@ -610,8 +610,10 @@ def _compiled(ctx: Context, *, bf16: bool) -> Runner:
     run_only = torch._dynamo.run(compiled)
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            module = run_only if tuple(x.shape) == shape else fallback
+        # While an ONNX export traces in another thread, compiled code cannot run safely
+        # (``export.EXPORT_GATE``): the uncompiled path answers meanwhile.
+        with EXPORT_GATE.compiled_run() as allowed, torch.inference_mode():
+            module = run_only if allowed and tuple(x.shape) == shape else fallback
             return module(prepare(x)).float()
 
     return run

@@ -40,6 +40,7 @@ compared with PyTorch running the same model in the same mode. fp32 must agree w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import math
@@ -47,6 +48,7 @@ import os
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,52 @@ class _InputStatsNorm(nn.Module):
 # ``KeyError: 'custom'``). The app exports for browsers and compiles candidates in the background,
 # so both hold this lock while they trace (``pix2pix.backends``' compiled candidates too).
 TRACE_LOCK = threading.Lock()
+
+
+class _ExportGate:
+    """Keeps ONNX exports and runs of compiled code apart: while ``torch.compiler.is_exporting()``
+    is true anywhere in the process, a compiled function enters and leaves torch's process-wide
+    trace annotations, so a run in another thread fails with ``KeyError: 'custom'`` (torch
+    2.14). An export waits for the compiled runs in flight to end; a run asked for while an
+    export traces is told to take its uncompiled path instead of waiting (seconds) or failing.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._runs = 0
+        self._exporting = False
+
+    @contextlib.contextmanager
+    def exporting(self) -> Iterator[None]:
+        """Hold while an export traces (inside ``TRACE_LOCK``, which orders exports)."""
+        with self._cond:
+            self._exporting = True
+            self._cond.wait_for(lambda: self._runs == 0)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exporting = False
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def compiled_run(self) -> Iterator[bool]:
+        """Yields True when compiled code may run now (then no export starts until it ends),
+        False while an export traces."""
+        with self._cond:
+            allowed = not self._exporting
+            if allowed:
+                self._runs += 1
+        try:
+            yield allowed
+        finally:
+            if allowed:
+                with self._cond:
+                    self._runs -= 1
+                    self._cond.notify_all()
+
+
+EXPORT_GATE = _ExportGate()
 
 
 def export_view(generator: nn.Module, norm: str = "instance") -> nn.Module:
@@ -394,7 +442,7 @@ def _trace_graph(view: nn.Module, example: torch.Tensor, multiple: int, opset: i
     rows, cols = dim("rows", min=1, max=most), dim("cols", min=1, max=most)
     height = rows * multiple if multiple > 1 else rows
     width = cols * multiple if multiple > 1 else cols
-    with TRACE_LOCK, warnings.catch_warnings():
+    with TRACE_LOCK, EXPORT_GATE.exporting(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter
         program = torch.onnx.export(
             view,

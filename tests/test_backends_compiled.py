@@ -203,6 +203,49 @@ def test_compiling_waits_for_an_onnx_export_in_another_thread() -> None:
 
 
 @needs_cxx
+def test_compiled_runs_keep_answering_while_an_onnx_export_traces(tmp_path: Path) -> None:
+    """While ``torch.compiler.is_exporting()`` is true in one thread, a compiled function run in
+    another entered torch's process-wide trace annotations and failed (``KeyError: 'custom'``:
+    the app's requests failed while it exported a model for browsers). Runs asked for during an
+    export take the uncompiled path; an export waits for runs in flight."""
+    from pix2pix import export
+    from pix2pix.hub import Pix2PixGenerator
+
+    model = _model()
+    run = _candidate("inductor-fp32").build(_ctx(model))
+    x = backends.test_input(SHAPE)
+    want = _fp32(model, x)
+    errors: list[BaseException] = []
+    answered = 0
+    stop = threading.Event()
+
+    def serve() -> None:  # a request thread
+        nonlocal answered
+        while not stop.is_set():
+            try:
+                assert backends.psnr(run(x), want) >= 60
+                answered += 1
+            except BaseException as error:
+                errors.append(error)
+
+    other = Pix2PixGenerator("unet_128", {"ngf": 4})
+    networks.init_weights(other.net)
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        for n in range(2):
+            export.export_onnx(other, tmp_path / f"other{n}.onnx")
+    finally:
+        stop.set()
+        server.join(timeout=120)
+    assert not errors, f"{len(errors)} runs failed during the exports, first: {errors[0]!r}"
+    assert answered > 0
+    with export.EXPORT_GATE.exporting():  # as an export in progress
+        assert _runs_eager_ops(run, x)  # the uncompiled path answers meanwhile
+    assert not _runs_eager_ops(run, x)
+
+
+@needs_cxx
 def test_the_app_never_compiles_on_a_request_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
