@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pix2pix import Translator, backends, load_generator, networks
+from pix2pix import Translator, backends, imageio, load_generator, networks
 from pix2pix.hub import Pix2PixGenerator
 from train.sysinfo import machine
 
@@ -121,7 +121,17 @@ def bench_inference(
         if cand != backends.BASELINE:
             explicit = Translator(model, device="cpu", backend=cand)
             fns[f"backend:{cand}"] = lambda t=explicit: t(image)
+    drawing = hint_drawing(model, size)
+    if drawing is not None:  # noise is dabs everywhere; the canvas sends lines until a dab
+        d = torch.from_numpy(np.asarray(drawing, np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+
+        def baseline_drawing() -> None:
+            with torch.no_grad():
+                baseline_model(d)
+
+        fns |= {"drawing:baseline": baseline_drawing, "drawing:ours": lambda: translate(drawing)}
     timed = interleaved(fns, runs=runs)
+    on_drawing = {k.split(":", 1)[1]: timed.pop(k) for k in list(timed) if k[:8] == "drawing:"}
     baseline, ours = timed["baseline"], timed["ours"]
     end_to_end = {backends.BASELINE: timed["ours_eager"]["p50_ms"]}
     end_to_end |= {k.split(":", 1)[1]: v["p50_ms"] for k, v in timed.items() if ":" in k}
@@ -147,10 +157,23 @@ def bench_inference(
         "best_end_to_end": best,
         "auto_vs_best": ours["p50_ms"] / end_to_end[best],
         "auto_vs_eager_backend": timed["ours_eager"]["p50_ms"] / ours["p50_ms"],
+        "drawing_without_dabs": on_drawing or None,
         "max_abs_error_255": float(np.abs(got - reference).max()),
         "psnr_db": 10 * np.log10(255**2 / mse) if mse > 0 else float("inf"),
         "batch8_images_per_s": 8000 / throughput["p50_ms"],
     }
+
+
+def hint_drawing(model: Pix2PixGenerator, size: int) -> Image.Image | None:
+    """For a model that takes colour hints, the first line-art example (examples/lineart),
+    resized to ``size``: a drawing without dabs, so its hint propagation has nothing to spread.
+    None for other models or when the example is missing."""
+    if not model.task.hints:
+        return None
+    found = sorted((ROOT / "examples" / "lineart").glob("*.png"))
+    if not found:
+        return None
+    return imageio.to_rgb(imageio.read_image(found[0])).resize((size, size), Image.BICUBIC)
 
 
 def bench_backends(name: str, model: Pix2PixGenerator, size: int) -> dict:
@@ -463,6 +486,17 @@ def write_markdown(
             f"{r['translator_eager_backend']['p50_ms']:.1f} | {_best_cell(r)} | {_auto_vs_best(r)} | "
             f"{r['max_abs_error_255']:.1f} | {r['psnr_db']:.1f} dB | {r['batch8_images_per_s']:.1f} |"
         )
+    for r in results["inference"]:
+        if r.get("drawing_without_dabs"):
+            d = r["drawing_without_dabs"]
+            lines += [
+                "",
+                f"{r['model']} on a line drawing without dabs (`examples/lineart`, what the "
+                "canvas sends until a dab is drawn; the hint propagation then skips its rounds), "
+                f"in the same rounds: ours p50 {d['ours']['p50_ms']:.1f} ms, baseline fp32 eager "
+                f"{d['baseline']['p50_ms']:.1f} ms "
+                f"({d['baseline']['p50_ms'] / d['ours']['p50_ms']:.2f}x).",
+            ]
     lines += backend_lines(results)
     for t in results.get("training", []):
         lines += [

@@ -171,7 +171,9 @@ class HintPropagation(nn.Module):
     rounds each free cell takes the mean colour of the reached cells among itself and its four
     neighbours (4-connectivity: a diagonal line is a wall too), so colour flows up to ``steps``
     cells along paths between lines and never through one. Where two dabs share a shape their
-    colours blend where they meet.
+    colours blend where they meet. A drawing without a source skips the rounds, which would leave
+    its all-zero state as it is (under ``torch.compile`` a ``torch.cond`` chooses per call; the
+    ONNX graph always runs them).
 
     Returns (B, 4, H, W) in [-1, 1], in the input's dtype (computed in fp32 whatever that is):
     the spread colour (0 where none reached) and the reach (1 reached, -1 not), upsampled by
@@ -229,8 +231,21 @@ class HintPropagation(nn.Module):
         gate = free * (1 - source)  # cells that take their neighbours' colour
         if torch.onnx.is_in_onnx_export():
             state = self._spread_onnx(seed, gate)
-        else:
+        elif torch.jit.is_tracing():
             state = self._spread(seed, gate)
+        elif torch.compiler.is_compiling():  # both branches compiled, chosen per call
+            # Flat operands: inductor may lay the 4-channel seed out channels-last, which the
+            # branch's graph does not expect (torch 2.14); a 1-D tensor has one layout.
+            def spread_flat(seed_flat: torch.Tensor, gate_flat: torch.Tensor) -> torch.Tensor:
+                state = self._spread(seed_flat.view(seed.shape), gate_flat.view(gate.shape))
+                return state.reshape(-1)
+
+            operands = (seed.reshape(-1), gate.reshape(-1))
+            state = torch.cond(source.any(), spread_flat, _no_spread, operands).view(seed.shape)
+        elif source.any():
+            state = self._spread(seed, gate)
+        else:  # no dab: every round would leave the all-zero seed as it is
+            state = seed
         reach = state[:, 3:]
         out = torch.cat([(state[:, :3] * 2 - reach), reach * 2 - 1], 1)
         out = F.interpolate(out, scale_factor=s, mode="nearest")  # (B, 4, H, W)
@@ -260,6 +275,12 @@ class HintPropagation(nn.Module):
             total = F.conv2d(state, plus, padding=1, groups=4)
             state = total * (gate / total[:, 3:].clamp(min=1.0)) + seed
         return state
+
+
+def _no_spread(seed: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """``HintPropagation._spread`` of a seed without sources: the seed (all zeros), as a new
+    tensor (``torch.cond``'s branches may not return their inputs). Any shape."""
+    return torch.zeros_like(seed)
 
 
 class UnetGenerator(nn.Module):

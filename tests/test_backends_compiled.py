@@ -181,6 +181,34 @@ def test_the_compiled_candidate_matches_fp32_and_compiles_once(
 
 
 @needs_cxx
+def test_a_compiled_hint_generator_takes_drawings_with_and_without_dabs() -> None:
+    # HintPropagation skips its rounds when no dab starts them: compiled, a torch.cond chooses
+    # per call, in the one graph compiled for the shape (no recompiling when a dab appears).
+    torch.manual_seed(3)
+    model = networks.create_generator("unet_128", ngf=4, hint_propagation=12)
+    networks.init_weights(model)
+    model.eval()
+    plain = torch.ones(SHAPE)
+    plain[..., 30:33, 20:110] = -1  # a box outlined in black
+    plain[..., 90:93, 20:110] = -1
+    plain[..., 30:93, 20:23] = -1
+    plain[..., 30:93, 107:110] = -1
+    dabbed = plain.clone()
+    dabbed[0, :, 55:65, 55:65] = torch.tensor([0.8, -0.6, -0.6])[:, None, None]
+    before = _graphs()
+    run = _candidate("inductor-fp32").build(_ctx(model))
+    assert _graphs() == before + 1
+    outs = {}
+    for name, x in (("plain", plain), ("dabbed", dabbed), ("plain again", plain)):
+        outs[name] = run(x)
+        assert backends.psnr(outs[name], _fp32(model, x)) >= 60, name
+        assert not _runs_eager_ops(run, x), name
+    assert _graphs() == before + 1
+    assert torch.equal(outs["plain"], outs["plain again"])
+    assert (outs["dabbed"] - outs["plain"]).abs().amax() > 1e-3  # the dab reached the output
+
+
+@needs_cxx
 def test_compiling_waits_for_an_onnx_export_in_another_thread() -> None:
     """torch.export and dynamo share process-wide trace state: the app's ONNX export for browsers
     and its compiled-candidate measurement, both in background threads, raced into

@@ -191,6 +191,28 @@ def test_the_padded_rounds_give_the_onnx_rounds_values() -> None:
         assert torch.allclose(hp._spread(seed, gate), hp._spread_onnx(seed, gate), atol=1e-6)
 
 
+def test_a_drawing_without_dabs_skips_the_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without a source every round leaves the all-zero state as it is, so none runs; with one
+    # they all do. The ONNX graph has no such branch (test_the_onnx_export_... below).
+    hp = networks.HintPropagation(24)
+    rounds = []
+    real = hp._spread
+    monkeypatch.setattr(hp, "_spread", lambda seed, gate: rounds.append(1) or real(seed, gate))
+    plain = _boxes()
+    with torch.no_grad():
+        out = hp(plain)
+        assert not rounds
+        assert torch.equal(out[0, 3], torch.full((256, 256), -1.0))
+        assert torch.equal(out[0, :3], torch.zeros(3, 256, 256))
+        dabbed = plain.clone()
+        _dab(dabbed, 128, 44, BLUE)
+        assert hp(dabbed)[0, 3].gt(0).any() and rounds == [1]
+        # What all the rounds give (the ONNX export's path always runs them): the same.
+        monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+        assert torch.equal(hp(plain), out)
+        assert rounds == [1]
+
+
 def test_a_reduced_precision_generator_finds_the_dabs_on_the_fp32_pixels() -> None:
     torch.manual_seed(0)
     g = networks.create_generator("unet_256", ngf=4, hint_propagation=48)
