@@ -8,29 +8,29 @@ both run the file ``pix2pix.export`` writes), the model compiled by ``torch.comp
 on CUDA fp16 weights in channels-last layout, with and without a captured CUDA graph.
 
 Compiled candidates (CPU only): ``inductor-fp32`` everywhere, and ``inductor-bf16-channels-last``
-(bf16 weights, channels-last) where the CPU computes bf16 natively; measurement decides between
-them and the rest. Each is a copy of the model in its test mode, compiled by inductor with
-``freezing`` (weights folded into the graph as constants; convolution weights pre-packed) and
-``cpp_wrapper`` (the graph calls its kernels from C++, not Python) under
-``torch.inference_mode``, ``fullgraph=True``, ``dynamic=False``, for the one input shape it is
-built for (``Context.shape``; batch 1 at the model's training size, padded to the network's
-multiple, in the app). They are measured where compiling pays: by the app, in the background, and
-where asked for (``default_candidates(device, compiled=True)`` passed as a ``Translator``'s
-``candidates``, or named in ``$PIX2PIX_BACKENDS``), not by default in a command or script whose
-process may only translate a few images. Building it compiles it, on the building thread, by a
-first call: for a
-256-px U-Net on 2 busy AMD EPYC vCPUs, 15-41 s. The app never builds one on a request's thread:
-it measures in the background (``pix2pix.app.service``) and serves on PyTorch's rule-of-thumb path
-until then. What compiling produced (generated C++ and the libraries built from it) is kept in
+(bf16 weights, channels-last) where the CPU computes bf16 natively; measurement decides between them
+and the rest. Each is a copy of the model in its test mode, compiled by inductor with ``freezing``
+(weights folded into the graph as constants; convolution weights pre-packed) and ``cpp_wrapper``
+(the graph calls its kernels from C++, not Python) under ``torch.inference_mode``,
+``fullgraph=True``, ``dynamic=False``, for the one input shape it is built for (``Context.shape``;
+batch 1 at the model's training size, padded to the network's multiple, in the app). They are
+measured where compiling pays: by the app, in the background, and where asked for
+(``default_candidates(device, compiled=True)`` passed as a ``Translator``'s ``candidates``, or named
+in ``$PIX2PIX_BACKENDS``), not by default in a command or script whose process may only translate a
+few images. Building it compiles it, on the building thread, by a first call: for a 256-px U-Net on
+2 busy AMD EPYC vCPUs, 15-41 s (lineart2color, whose hint propagation is about 200 small kernels,
+about 65 s on 2 quiet ones). The app never builds one on a request's thread: it measures in the
+background (``pix2pix.app.service``) and serves on PyTorch's rule-of-thumb path until then. What
+compiling produced (generated C++ and the libraries built from it) is kept in
 ``inductor_cache_dir()`` (``<cache>/inductor`` unless ``$TORCHINDUCTOR_CACHE_DIR`` is set), so a
-later start compiles the same model without g++ (5-22 s there); dynamo's tracing and inductor's
-lowering are redone, as inductor does not cache a graph whose constants are pre-packed oneDNN
-tensors. Other shapes never compile: after the build the runner only runs what was compiled (a
-call whose guards fail runs eagerly), and an input of another shape runs the same copy
-uncompiled (bf16) or its packed oneDNN twin (fp32), at eager speed. So the worst case is one
-compilation per runner, whatever the inputs. No C++ compiler (``cxx_compiler``) or a Python that
-``torch.compile`` does not support makes them ``Unavailable``. On CUDA they are not offered: fp16
-and CUDA graphs are measured there, and ZeroGPU Spaces do not support ``torch.compile``.
+later start compiles the same model without g++ (5-22 s there; lineart2color still about a minute);
+dynamo's tracing and inductor's lowering are redone, as inductor does not cache a graph whose
+constants are pre-packed oneDNN tensors. Other shapes never compile: after the build the runner only
+runs what was compiled (a call whose guards fail runs eagerly), and an input of another shape runs
+the same copy uncompiled (bf16) or its packed oneDNN twin (fp32), at eager speed. So the worst case
+is one compilation per runner, whatever the inputs. No C++ compiler (``cxx_compiler``) or a Python
+that ``torch.compile`` does not support makes them ``Unavailable``. On CUDA they are not offered:
+fp16 and CUDA graphs are measured there, and ZeroGPU Spaces do not support ``torch.compile``.
 
 ``choose`` builds the available candidates, runs each on a test input of the real shape, drops
 those whose output is below ``MIN_PSNR`` dB against fp32 eager, times the rest (each with the
@@ -547,6 +547,12 @@ def phase_small_transposed(model: nn.Module) -> nn.Module:
     return model
 
 
+# freezing: parameters become constants (guarded by identity), convolution weights pre-packed.
+# cpp_wrapper: the graph calls its kernels from C++, not Python (0.3-0.45 ms a call less for the
+# bundled models on 2 cores; PERFORMANCE, entry 37).
+INDUCTOR_OPTIONS = {"freezing": True, "cpp_wrapper": True}
+
+
 def _compiled(ctx: Context, *, bf16: bool) -> Runner:
     """``ctx.model`` compiled by inductor for ``ctx.shape``, with weights frozen into the graph.
 
@@ -603,13 +609,10 @@ def _compiled(ctx: Context, *, bf16: bool) -> Runner:
     from pix2pix.export import EXPORT_GATE, TRACE_LOCK
 
     inductor_cache_dir()
-    # freezing is read while dynamo traces (parameters become constants, guarded by identity)
-    # and while inductor compiles, so it is set around the first call; process-wide, but only
-    # for as long as this compilation runs. cpp_wrapper: the graph's calls of its kernels are
-    # C++ too, not Python (0.3-0.45 ms a call less on 2 cores, PERFORMANCE entry 37). TRACE_LOCK:
-    # no ONNX export traces meanwhile.
-    options = {"freezing": True, "cpp_wrapper": True}
-    with TRACE_LOCK, torch._inductor.config.patch(options), torch.inference_mode():
+    # INDUCTOR_OPTIONS are read while dynamo traces and while inductor compiles, so they are set
+    # around the first call; process-wide, but only for as long as this compilation runs.
+    # TRACE_LOCK: no ONNX export traces meanwhile.
+    with TRACE_LOCK, torch._inductor.config.patch(INDUCTOR_OPTIONS), torch.inference_mode():
         compiled(prepare(test_input(shape).to(ctx.device)))
     # From here on the runner never compiles: a call whose guards fail runs eagerly.
     run_only = torch._dynamo.run(compiled)
