@@ -172,8 +172,8 @@ class HintPropagation(nn.Module):
     neighbours (4-connectivity: a diagonal line is a wall too), so colour flows up to ``steps``
     cells along paths between lines and never through one. Where two dabs share a shape their
     colours blend where they meet. A drawing without a source skips the rounds, which would leave
-    its all-zero state as it is (under ``torch.compile`` a ``torch.cond`` chooses per call; the
-    ONNX graph always runs them).
+    its all-zero state as it is (under ``torch.compile`` a ``torch.cond`` chooses per call; an
+    exported graph, ONNX or ``torch.export``, always runs them).
 
     Returns (B, 4, H, W) in [-1, 1], in the input's dtype (computed in fp32 whatever that is):
     the spread colour (0 where none reached) and the reach (1 reached, -1 not), upsampled by
@@ -229,7 +229,9 @@ class HintPropagation(nn.Module):
         colour = F.avg_pool2d(rgb * dab, s) / share.clamp(min=1e-6)  # the solid dab pixels' mean
         seed = torch.cat([colour * source, source], 1)  # (B, 4, h, w): colour x reach, reach
         gate = free * (1 - source)  # cells that take their neighbours' colour
-        if torch.onnx.is_in_onnx_export():
+        # Any export (torch.export; the ONNX exporter, whose strict tracing reads
+        # is_in_onnx_export() as False) gets the rounds without a branch, as ONNX runs them best.
+        if torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
             state = self._spread_onnx(seed, gate)
         elif torch.jit.is_tracing():
             state = self._spread(seed, gate)

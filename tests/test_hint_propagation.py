@@ -213,6 +213,26 @@ def test_a_drawing_without_dabs_skips_the_rounds(monkeypatch: pytest.MonkeyPatch
         assert rounds == [1]
 
 
+@pytest.mark.parametrize("strict", [False, True], ids=["non-strict", "strict"])
+def test_torch_export_traces_the_rounds_without_a_branch(strict: bool) -> None:
+    # The ONNX exporter falls back to strict (dynamo) tracing, where is_in_onnx_export() reads
+    # False; with dynamic shapes a torch.cond there failed (seen in the app's browser export).
+    torch.manual_seed(0)
+    g = networks.create_generator("unet_256", ngf=4, hint_propagation=12)
+    networks.init_weights(g)
+    g.eval()
+    dim = torch.export.Dim
+    shapes = {"x": {0: dim("batch", max=8), 2: dim("rows", max=8) * 256, 3: 256}}
+    example = torch.cat([_boxes()] * 2, 2).expand(2, -1, -1, -1)  # no side of 1 or 256 to fix
+    program = torch.export.export(g, (example,), strict=strict, dynamic_shapes=shapes)
+    dabbed = _boxes()
+    _dab(dabbed, 128, 44, BLUE)
+    with torch.no_grad():
+        for x in (_boxes(), dabbed, torch.cat([dabbed, _boxes()])):
+            x = torch.cat([x, x.flip(2)], 2)  # 512 rows: the program guards against one row of 256
+            assert torch.allclose(program.module()(x), g(x), atol=1e-5)
+
+
 def test_a_reduced_precision_generator_finds_the_dabs_on_the_fp32_pixels() -> None:
     torch.manual_seed(0)
     g = networks.create_generator("unet_256", ngf=4, hint_propagation=48)
