@@ -235,7 +235,10 @@ class HintPropagation(nn.Module):
             state = self._spread_onnx(seed, gate)
         elif torch.jit.is_tracing():
             state = self._spread(seed, gate)
-        elif torch.compiler.is_compiling():  # both branches compiled, chosen per call
+        elif torch.compiler.is_dynamo_compiling():  # both branches compiled, chosen per call
+            # (is_compiling() would not do: torch 2.14 sets it for the whole process while any
+            # thread compiles, and an eager torch.cond then compiles itself on the caller's
+            # thread; is_dynamo_compiling() is False outside dynamo's own tracing.)
             # Flat operands: inductor may lay the 4-channel seed out channels-last, which the
             # branch's graph does not expect (torch 2.14); a 1-D tensor has one layout.
             def spread_flat(seed_flat: torch.Tensor, gate_flat: torch.Tensor) -> torch.Tensor:

@@ -213,6 +213,26 @@ def test_a_drawing_without_dabs_skips_the_rounds(monkeypatch: pytest.MonkeyPatch
         assert rounds == [1]
 
 
+def test_eager_runs_stay_eager_while_another_thread_compiles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # torch 2.14's is_compiling() flag is process-wide: while the app compiles a model in the
+    # background it reads True on every thread. An eager run that took the compiled path's
+    # torch.cond then compiled it on its own thread (a request stalled for 140 s in the app).
+    hp = networks.HintPropagation(24)
+    plain = _boxes()
+    dabbed = plain.clone()
+    _dab(dabbed, 128, 44, BLUE)
+    with torch.no_grad():
+        want = [hp(plain), hp(dabbed)]
+        monkeypatch.setattr(torch.compiler, "_is_compiling_flag", True)
+        assert torch.compiler.is_compiling()
+        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+        got = [hp(plain), hp(dabbed)]
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
+    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+
+
 @pytest.mark.parametrize("strict", [False, True], ids=["non-strict", "strict"])
 def test_torch_export_traces_the_rounds_without_a_branch(strict: bool) -> None:
     # The ONNX exporter falls back to strict (dynamo) tracing, where is_in_onnx_export() reads
