@@ -92,6 +92,11 @@ def paper_generator() -> Pix2PixGenerator:
     return model.eval()
 
 
+def _to_input(image: Image.Image) -> torch.Tensor:
+    """An RGB image as the generators read it: (1, 3, H, W) float32 in [-1, 1]."""
+    return torch.from_numpy(np.asarray(image, np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+
+
 def bench_inference(
     name: str, model: Pix2PixGenerator, size: int, runs: int, candidates: list[str] | None = None
 ) -> dict:
@@ -103,13 +108,17 @@ def bench_inference(
     """
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
-    x = torch.from_numpy(np.asarray(image, np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
-
+    x = _to_input(image)
     baseline_model = model.net
 
-    def baseline_forward() -> None:
-        with torch.no_grad():
-            baseline_model(x)
+    def baseline_on(inp: torch.Tensor) -> Callable[[], None]:
+        def forward() -> None:  # the fp32 eager forward on a tensor, no conversions
+            with torch.no_grad():
+                baseline_model(inp)
+
+        return forward
+
+    baseline_forward = baseline_on(x)
 
     # The app's auto: the compiled candidates are measured too (default_candidates(compiled=True)).
     app_candidates = backends.default_candidates(torch.device("cpu"), compiled=True)
@@ -123,15 +132,12 @@ def bench_inference(
             fns[f"backend:{cand}"] = lambda t=explicit: t(image)
     drawing = hint_drawing(model, size)
     if drawing is not None:  # noise is dabs everywhere; the canvas sends lines until a dab
-        d = torch.from_numpy(np.asarray(drawing, np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
-
-        def baseline_drawing() -> None:
-            with torch.no_grad():
-                baseline_model(d)
-
-        fns |= {"drawing:baseline": baseline_drawing, "drawing:ours": lambda: translate(drawing)}
+        fns |= {
+            "drawing:baseline": baseline_on(_to_input(drawing)),
+            "drawing:ours": lambda: translate(drawing),
+        }
     timed = interleaved(fns, runs=runs)
-    on_drawing = {k.split(":", 1)[1]: timed.pop(k) for k in list(timed) if k[:8] == "drawing:"}
+    on_drawing = {k.split(":", 1)[1]: timed.pop(k) for k in list(timed) if k.startswith("drawing:")}
     baseline, ours = timed["baseline"], timed["ours"]
     end_to_end = {backends.BASELINE: timed["ours_eager"]["p50_ms"]}
     end_to_end |= {k.split(":", 1)[1]: v["p50_ms"] for k, v in timed.items() if ":" in k}

@@ -138,8 +138,12 @@ def test_auto_picks_the_fastest_faithful_candidate_and_says_why(cpu_kind: str) -
 
 def _lingering(run: backends.Runner) -> backends.Runner:
     """Returns at once (memoised) but leaves a thread busy for 100 ms after each call, as a
-    runtime whose worker threads spin after a run does: the cost lands after the call."""
+    runtime whose worker threads spin after a run does: the cost lands after the call. Its next
+    call waits for that thread, as such a runtime's next run waits for its workers, so the cost
+    is there to find however loaded the machine is (a thread that only competed for the cores
+    made the test depend on how many were free)."""
     fast = _memo(run)
+    last: list[threading.Thread] = []
 
     def busy() -> None:
         end = time.perf_counter() + 0.1
@@ -147,8 +151,11 @@ def _lingering(run: backends.Runner) -> backends.Runner:
             pass
 
     def linger(x: torch.Tensor) -> torch.Tensor:
+        if last:
+            last.pop().join()
         y = fast(x)
-        threading.Thread(target=busy, daemon=True).start()
+        last.append(threading.Thread(target=busy, daemon=True))
+        last[0].start()
         return y
 
     return linger
