@@ -404,6 +404,8 @@ def machine_kind(info: dict) -> str:
         simd = "AVX2 only"
     else:
         simd = ", ".join(info["flags"]) or "unknown SIMD"
+    if info.get("avx512_off") and "avx2" in flags:
+        simd = f"AVX2 only (AVX-512 switched off: {info['avx512_off']})"
     return f"{info['model']}, {simd}, {info['cores']} vCPU"
 
 

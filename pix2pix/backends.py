@@ -194,7 +194,32 @@ def cpu_info() -> dict[str, Any]:
         "flags": sorted(flags.intersection(_FLAGS_OF_INTEREST)),
         "cores": os.cpu_count(),
         "torch_capability": _torch_capability(),
+        "avx512_off": avx512_off(),
     }
+
+
+# oneDNN's names for the instruction sets below AVX512-BF16 (``ONEDNN_MAX_CPU_ISA``).
+_ONEDNN_BELOW_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                      "AVX512_CORE_VNNI")  # fmt: skip
+
+
+def avx512_off() -> str | None:
+    """The environment settings that keep the libraries below AVX-512, or None.
+
+    ``ATEN_CPU_CAPABILITY=avx2`` (or ``default``) caps PyTorch's own kernels and the code that
+    ``torch.compile`` generates; ``ONEDNN_MAX_CPU_ISA`` (``DNNL_MAX_CPU_ISA``) caps oneDNN's
+    convolutions, which compute bf16 natively only from ``AVX512_CORE_BF16`` up. With either, a
+    CPU that has AVX-512 runs as one without it (bench measures an AVX2-only CPU that way).
+    """
+    found = []
+    aten = os.environ.get("ATEN_CPU_CAPABILITY", "").strip().lower()
+    if aten in ("default", "avx2"):
+        found.append(f"ATEN_CPU_CAPABILITY={aten}")
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        value = os.environ.get(name, "").strip().upper()
+        if value in _ONEDNN_BELOW_BF16:
+            found.append(f"{name}={value}")
+    return ", ".join(found) or None
 
 
 def _torch_capability() -> str:
@@ -208,10 +233,11 @@ def native_bf16() -> bool:
     """Whether the CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16), per its flags.
 
     PyTorch's own test (``mkldnn._is_mkldnn_bf16_supported``) also says yes on plain AVX512,
-    where bf16 is emulated and slower than fp32; the flags do not.
+    where bf16 is emulated and slower than fp32; the flags do not. No where the environment
+    keeps the libraries below AVX-512 (``avx512_off``).
     """
-    flags = set(cpu_info()["flags"])
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    info = cpu_info()
+    return bool(set(info["flags"]) & {"avx512_bf16", "amx_bf16"}) and not info["avx512_off"]
 
 
 def machine_key(device: torch.device) -> dict[str, Any]:

@@ -257,8 +257,41 @@ def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch: pytest.MonkeyPatch)
     assert info["model"] and isinstance(info["flags"], list)
     for flags, native in ((["avx2"], False), (["avx512f", "avx512bw"], False),
                           (["avx512_bf16"], True), (["amx_tile", "amx_bf16"], True)):  # fmt: skip
-        monkeypatch.setattr(backends, "cpu_info", lambda flags=flags: {"flags": flags})
+        monkeypatch.setattr(
+            backends, "cpu_info", lambda flags=flags: {"flags": flags, "avx512_off": None}
+        )
         assert backends.native_bf16() is native
+
+
+@pytest.mark.parametrize(
+    ("env", "off"),
+    [
+        ({}, None),
+        ({"ATEN_CPU_CAPABILITY": "avx512"}, None),
+        ({"ONEDNN_MAX_CPU_ISA": "ALL"}, None),
+        ({"ATEN_CPU_CAPABILITY": "avx2"}, "ATEN_CPU_CAPABILITY=avx2"),
+        ({"DNNL_MAX_CPU_ISA": "avx512_core"}, "DNNL_MAX_CPU_ISA=AVX512_CORE"),
+        ({"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+         "ATEN_CPU_CAPABILITY=default, ONEDNN_MAX_CPU_ISA=AVX2"),
+    ],
+)  # fmt: skip
+def test_avx512_switched_off_by_the_environment_is_no_native_bf16(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], off: str | None
+) -> None:
+    from bench.benchmark import machine_kind
+
+    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert backends.avx512_off() == off
+    flags = ["avx2", "avx512f", "avx512_bf16"]
+    real = backends.cpu_info
+    monkeypatch.setattr(backends, "cpu_info", lambda: {**real(), "flags": flags})
+    assert backends.native_bf16() is (off is None)
+    kind = machine_kind({"model": "M", "flags": flags, "cores": 2, "avx512_off": off})
+    assert kind == (f"M, AVX2 only (AVX-512 switched off: {off}), 2 vCPU" if off
+                    else "M, AVX512-BF16, 2 vCPU")  # fmt: skip
 
 
 def test_real_candidates_of_this_machine_agree_with_fp32(shared_cache) -> None:
