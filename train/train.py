@@ -68,7 +68,7 @@ from pix2pix.hub import (
 )
 from pix2pix.losses import GAN_MODES, discriminator_loss, generator_gan_loss, l1_loss
 from train import checkpoint as ckpt
-from train import cyclegan
+from train import colour_bins, cyclegan
 from train.data import (
     CACHE_CHOICES,
     CACHE_SHARE,
@@ -87,6 +87,8 @@ from train.hints import DabSpec
 GENERATOR_NAMES = tuple(
     n for n in networks.GENERATORS if n not in ("unet", "encoder_decoder_n", "resnet")
 )
+# --colour-bins: the palette is fitted to this many target pixels of this many examples.
+PALETTE_IMAGES, PALETTE_PIXELS = 500, 400
 # Options a resumed run cannot change: they fix the weights' shapes or the meaning of the saved
 # position in the data.
 FIXED_ON_RESUME = (
@@ -97,6 +99,7 @@ FIXED_ON_RESUME = (
     "norm",
     "no_dropout",
     "hint_propagation",
+    "colour_bins",
     "patch",
     "no_gan",
     "unconditional",
@@ -122,6 +125,7 @@ RECIPE_OPTIONS = (
     "epochs",
     "epochs_decay",
     "lambda_l1",
+    "lambda_colour_bins",
     "gan_mode",
     "load_size",
     "crop_size",
@@ -324,6 +328,16 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--patch", type=int, choices=networks.PATCH_SIZES, default=70, help="D's receptive field"
     )
+    model.add_argument(
+        "--colour-bins",
+        type=int,
+        default=0,
+        metavar="K",
+        help="U-Nets with --hint-propagation and --no-gan: a second head of K logits over a "
+        "palette fitted to the targets (networks.ColourBins, Zhang et al. 2016): G commits to "
+        "colours where no hint reached instead of painting the median colour. With --init-from "
+        "a generator without it, the regressed head keeps its weights. 0: none",
+    )
     model.add_argument("--gan-mode", choices=GAN_MODES, default="vanilla", help="GAN loss")
     model.add_argument("--no-gan", action="store_true", help="L1 only: no discriminator")
     model.add_argument(
@@ -338,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     optim = p.add_argument_group("optimisation")
     optim.add_argument("--batch-size", type=int, default=1, help="per process")
     optim.add_argument("--lambda-l1", type=float, default=100.0, help="weight of the L1 term")
+    optim.add_argument(
+        "--lambda-colour-bins",
+        type=float,
+        default=10.0,
+        help="weight of the colour bins' rebalanced cross-entropy (with --colour-bins)",
+    )
     optim.add_argument("--lr", type=float, default=2e-4, help="Adam's initial learning rate")
     optim.add_argument("--beta1", type=float, default=0.5, help="Adam's beta1 (beta2: 0.999)")
     optim.add_argument("--epochs", type=int, default=100, help="epochs at the initial LR")
@@ -418,6 +438,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--hint-propagation must be 0 or more steps, got {args.hint_propagation}")
     if args.hint_propagation and not args.hints:
         parser.error("--hint-propagation spreads colour hints: it needs --hints")
+    if args.colour_bins and (args.colour_bins < 2 or not args.no_gan or not args.hint_propagation):
+        parser.error(
+            "--colour-bins K needs K >= 2, --no-gan (L1 and cross-entropy, no discriminator) and "
+            "--hint-propagation (its reach picks the head)"
+        )
     return args
 
 
@@ -565,8 +590,18 @@ def generator_step_loss(
     mode: str,
     lambda_l1: float,
     conditional: bool,
+    bins: networks.ColourBins | None = None,
+    lambda_bins: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """G's loss: the GAN term through D (none when D is None) plus ``lambda_l1`` times L1."""
+    """G's loss: the GAN term through D (none when D is None) plus ``lambda_l1`` times L1.
+
+    A generator with colour bins (``bins``; its training-mode output is its raw heads, D None):
+    ``lambda_l1`` times L1 on the regressed colour plus ``lambda_bins`` times the rebalanced
+    cross-entropy of its logits (``train.colour_bins.loss``).
+    """
+    if bins is not None:
+        l1, ce = colour_bins.loss(fake, target, bins, target.shape[1])
+        return {"G_L1": l1, "G_CE": ce, "G": lambda_l1 * l1 + lambda_bins * ce}
     l1 = l1_loss(fake, target)
     if D is None:
         return {"G_L1": l1, "G": lambda_l1 * l1}
@@ -583,6 +618,7 @@ class Nets:
     D: nn.Module | None = None  # possibly DDP-wrapped: used for D's own update
     D_plain: nn.Module | None = None  # unwrapped: G's update goes through D without syncing it
     opt_D: torch.optim.Optimizer | None = None
+    bins: networks.ColourBins | None = None  # G's colour bins (palette, class weights), if any
 
 
 MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
@@ -674,7 +710,7 @@ def compile_nets(nets: Nets) -> Nets:
     D_plain = compiled(nets.D_plain) if nets.D_plain is not None else None
     # D is D_plain unless DDP wraps it (several processes): then both are compiled.
     D = D_plain if nets.D is None or nets.D is nets.D_plain else compiled(nets.D)
-    return Nets(compiled(nets.G), nets.opt_G, D, D_plain, nets.opt_D)
+    return Nets(compiled(nets.G), nets.opt_G, D, D_plain, nets.opt_D, nets.bins)
 
 
 def train_step(
@@ -713,6 +749,8 @@ def train_step(
             mode=args.gan_mode,
             lambda_l1=args.lambda_l1,
             conditional=conditional,
+            bins=nets.bins,
+            lambda_bins=getattr(args, "lambda_colour_bins", 0.0),
         )
     nets.opt_G.zero_grad(set_to_none=True)
     accelerator.backward(g["G"])
@@ -738,6 +776,8 @@ def build_generator(args: argparse.Namespace) -> Pix2PixGenerator:
     }
     if getattr(args, "hint_propagation", 0):
         options["hint_propagation"] = args.hint_propagation
+    if getattr(args, "colour_bins", 0):
+        options["colour_bins"] = args.colour_bins
     name = args.netG
     if args.num_downs is not None:
         # Other depths (e.g. 6 levels for 64 px images) use the registry's generic entries.
@@ -779,6 +819,31 @@ def add_hint_propagation(G: Pix2PixGenerator, steps: int) -> Pix2PixGenerator:
         extra = value.shape[1] - state[key].shape[1] if value.ndim == 4 else 0
         if extra:
             state[key] = torch.nn.functional.pad(state[key], (0, 0, 0, 0, 0, extra))
+    grown.net.load_state_dict(state, strict=True)
+    return grown
+
+
+def add_colour_bins(G: Pix2PixGenerator, bins: int) -> Pix2PixGenerator:
+    """``G`` rebuilt with ``bins`` colour bins (``networks.ColourBins``), its palette unset.
+
+    Every weight of ``G`` is kept; the new head's start N(0, 0.02) with bias 0. ``train`` fits
+    the palette to the data. Raises ``ValueError`` where ``G`` already has colour bins of
+    another count, or is not a U-Net with a hint propagation.
+    """
+    current = G.network_kwargs.get("colour_bins", 0)
+    if current == bins:
+        return G
+    if current:
+        raise ValueError(f"{G.architecture} already has {current} colour bins, not {bins}")
+    if not G.network_kwargs.get("hint_propagation"):
+        raise ValueError("--colour-bins needs a generator with a hint propagation")
+    grown = Pix2PixGenerator(
+        G.architecture, {**G.network_kwargs, "colour_bins": bins}, asdict(G.task)
+    )
+    with torch.random.fork_rng():  # the same new head every time, the caller's RNG untouched
+        torch.manual_seed(0)
+        networks.init_weights(grown.net.bins)
+    state = {**grown.net.state_dict(), **G.net.state_dict()}
     grown.net.load_state_dict(state, strict=True)
     return grown
 
@@ -1063,6 +1128,13 @@ def _describe(options: dict[str, list[Any]]) -> str:
     return ", ".join(f"--{k.replace('_', '-')} {old} -> {new}" for k, (old, new) in options.items())
 
 
+def _objective(args: argparse.Namespace, D: nn.Module | None) -> str:
+    if D is not None:
+        return f"{args.patch}x{args.patch} D, {args.gan_mode} GAN"
+    bins = getattr(args, "colour_bins", 0)
+    return f"L1 + cross-entropy of {bins} colour bins" if bins else "L1 only"
+
+
 def _recipe(
     args: argparse.Namespace, G: Pix2PixGenerator, steps: int, world: int, steps_per_epoch: int
 ) -> str:
@@ -1079,6 +1151,12 @@ def _recipe(
         return text + (f"\n\n{args.notes}" if args.notes else "")
     if args.no_gan:
         loss = "L1 only (no discriminator)"
+        if getattr(args, "colour_bins", 0):
+            loss = (
+                f"{args.lambda_l1:g} x L1 on the regressed colour + "
+                f"{args.lambda_colour_bins:g} x the rebalanced cross-entropy of {args.colour_bins} "
+                "colour bins (no discriminator)"
+            )
     else:
         kind = "unconditional" if args.unconditional else "conditional"
         loss = (
@@ -1184,6 +1262,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         G = load_generator(args.init_from)
         if getattr(args, "hint_propagation", 0):
             G = add_hint_propagation(G, args.hint_propagation)
+        if getattr(args, "colour_bins", 0):
+            G = add_colour_bins(G, args.colour_bins)
         base_task = asdict(G.task)
         G.task = TaskInfo()
         accelerator.print(
@@ -1227,6 +1307,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         )
     if resume is not None:
         _check_resumable(resume, dataset_size=len(dataset), world=world)
+    bins = None if cycle else colour_bins.bins_of(G)
+    if bins is not None and not bins.palette.any():  # a new head: its palette from the data
+        # Before set_seed below, so the draws here leave the run's random stream as it was.
+        pixels = colour_bins.sample_pixels(dataset, PALETTE_IMAGES, PALETTE_PIXELS, args.seed)
+        palette, weights = colour_bins.fit_palette(pixels, len(bins.palette), seed=args.seed)
+        bins.palette.copy_(palette)
+        bins.weights.copy_(weights)
+        accelerator.print(
+            f"colour bins: {len(palette)} colours fitted to {len(pixels)} target pixels of "
+            f"{PALETTE_IMAGES} examples; class weights {weights.min():.2f}-{weights.max():.2f}"
+        )
 
     D = None
     if cycle:  # D.A judges domain A images, D.B domain B (the reference's D_B and D_A)
@@ -1280,7 +1371,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         G, opt_G, loader = accelerator.prepare(G, opt_G, loader)
     G_plain: Pix2PixGenerator = accelerator.unwrap_model(G)
     D_plain = accelerator.unwrap_model(D) if D is not None else None
-    nets = Nets(G, opt_G, D, D_plain, opt_D)
+    nets = Nets(G, opt_G, D, D_plain, opt_D, colour_bins.bins_of(G_plain))
 
     steps_per_epoch = len(loader)
     total_steps = steps_per_epoch * (args.epochs + args.epochs_decay)
@@ -1331,7 +1422,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     accelerator.print(dataset.summary())
     accelerator.print(
         f"training {'CycleGAN, two ' if cycle else ''}{G_plain.architecture} "
-        f"({'L1 only' if D is None else f'{args.patch}x{args.patch} D, {args.gan_mode} GAN'}) "
+        f"({_objective(args, D)}) "
         f"on {world} process(es), world size {world}, device {accelerator.device}, "
         f"mixed precision {args.mixed_precision} ({precision_reason}"
         f"{', channels-last' if args.channels_last else ''}), torch.compile "

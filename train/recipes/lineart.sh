@@ -10,6 +10,7 @@
 #   bash train/recipes/lineart.sh grey              # 2 more, grey dabs spread too (session 12)
 #   bash train/recipes/lineart.sh region            # 2 more, a dab recolours its whole shape
 #   bash train/recipes/lineart.sh commit            # 2 more, cGAN + L1 again (session 14, not shipped)
+#   bash train/recipes/lineart.sh bins              # 3 more, G commits to colours (session 15)
 #   bash train/recipes/lineart.sh export            # the last stage's model -> checkpoints/
 #   bash train/recipes/lineart.sh report            # docs/RESULTS.md's section and grids
 #
@@ -160,6 +161,18 @@ case "${1:-}" in
         --dataset "$NAME"
     fi
     ;;
+  bins)
+    if [ -d "$RUNS/$RUN-v11/checkpoint" ]; then
+      $PY -m train.train --resume "$RUNS/$RUN-v11"
+    else
+      $PY -m train.train --init-from "$RUNS/$RUN-v9" --data "$DATA" --out "$RUNS/$RUN-v11" \
+        --no-gan --colour-bins 24 --lambda-colour-bins 10 --hints --hint-propagation 96 \
+        --hint-recolour 0.5 --hint-recolour-region --hint-none-share 0.3 --hint-max-dabs 16 \
+        --batch-size 4 --lr 1e-4 --epochs 1 --epochs-decay 2 --lambda-l1 100 --save-every 1000 \
+        --sample-every 1000 --seed 11 --mixed-precision auto --compile off --input-kind edges \
+        --dataset "$NAME"
+    fi
+    ;;
   export)
     src="$RUNS/$RUN-v9"
     rm -rf checkpoints/lineart2color
@@ -179,5 +192,5 @@ case "${1:-}" in
       --model "recolour (v7, not shipped)=$RUNS/$RUN-v7" \
       --model "session 12 (shipped)=checkpoints/lineart2color"
     ;;
-  *) echo "usage: $0 data | train | finetune | hints | propagate | recolour | grey | region | commit | export | report" >&2; exit 2 ;;
+  *) echo "usage: $0 data | train | finetune | hints | propagate | recolour | grey | region | commit | bins | export | report" >&2; exit 2 ;;
 esac
