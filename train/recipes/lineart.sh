@@ -62,6 +62,13 @@
 # 100 L1 with the region stage's dabs: Adam 1e-4 for 1 epoch, decayed over 1. Not shipped: on 287
 # test drawings it painted 70% of them mainly yellow (the region stage 49%, the targets 20%), at a
 # higher no-hint error (50.2 against 46.4) and worse with dabs (54% within dE 10 against 62%).
+# Bins (session 15): a second head of 24 logits over a palette fitted to the targets
+# (--colour-bins, networks.ColourBins: Zhang et al. 2016's classification with class
+# rebalancing and the annealed mean), used where no dab's colour reached and off the lines. From
+# the region stage's generator, 3 epochs of 100 L1 + 10 x the rebalanced cross-entropy with the
+# region stage's dabs: Adam 1e-4 for 1 epoch, decayed over 2. Not shipped: without hints it
+# painted 98% of 100 test drawings mainly yellow at the paper's temperature (the region stage
+# 36%, the targets 15%); a higher temperature only greys the colours (docs/RESULTS.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
