@@ -338,15 +338,16 @@ class UnetGenerator(nn.Module):
     steps whose 4 channels join the image's: the first convolution then takes ``in_channels + 4``
     while the generator still reads ``in_channels`` (``input_channels`` says so).
 
-    With ``colour_bins`` K > 0 (needs ``hint_propagation``) a second head (``ColourBins``) reads
-    the last features: K logits over a palette. The output is the regressed colour (the usual
-    head) where a hint's colour reached (the propagation's reach) or the input is dark (the
-    drawing's lines: value below 0.6, blending to none at 0.9), and the palette's annealed mean
-    elsewhere: a dab's exact colour where the visitor gave one, crisp lines, and a committed
-    colour where the network has to choose. In training mode (``self.training``) the forward
-    returns the raw heads instead, (B, out_channels + K, H, W): the regressed colour, then the
-    logits, for the loss (L1 on the first, rebalanced cross-entropy on the second); in eval mode
-    (B, out_channels, H, W) in [-1, 1].
+    With ``colour_bins`` K > 0 (needs ``hint_propagation`` and an RGB output) a second head
+    (``ColourBins``) reads the last features: K logits over a palette. The output is the
+    regressed colour (the usual head) where a hint's colour reached (the propagation's reach) or
+    the input is dark (the drawing's lines: value below ``HintPropagation.LINE``, blending to
+    none at its ``PAPER``), and the palette's annealed mean elsewhere: a dab's exact colour
+    where the visitor gave one, crisp lines, and a committed colour where the network has to
+    choose. Eval mode returns (B, out_channels, H, W) in [-1, 1]; training mode
+    (``self.training``) the raw heads instead, (B, out_channels + K, H, W): the regressed
+    colour, then the logits, for the loss (L1 on the first, rebalanced cross-entropy on the
+    second).
     """
 
     def __init__(
@@ -366,8 +367,10 @@ class UnetGenerator(nn.Module):
             raise ValueError(f"num_downs must be at least 5, got {num_downs}")
         if hint_propagation and in_channels != 3:
             raise ValueError(f"hint_propagation needs an RGB input, got in_channels={in_channels}")
-        if colour_bins and not hint_propagation:
-            raise ValueError("colour_bins needs hint_propagation (its reach picks the head)")
+        if colour_bins and (not hint_propagation or out_channels != 3):
+            raise ValueError(
+                "colour_bins needs hint_propagation (its reach picks the head) and an RGB output"
+            )
         self.size_multiple = 2**num_downs
         self.input_channels = in_channels
         self.hints = HintPropagation(hint_propagation) if hint_propagation else None
@@ -407,7 +410,8 @@ class UnetGenerator(nn.Module):
         committed = self.bins.decode(logits)
         reached = (x[:, -1:] + 1) * 0.5  # 1 where a hint's colour reached, else 0
         value = (x[:, :3].amax(1, keepdim=True) + 1) * 0.5  # the drawing's, in [0, 1]
-        line = ((0.9 - value) / 0.3).clamp(0, 1)
+        paper, line = HintPropagation.PAPER, HintPropagation.LINE
+        line = ((paper - value) / (paper - line)).clamp(0, 1)
         regressed = torch.maximum(reached, line)
         return committed + regressed * (rgb - committed)
 

@@ -120,6 +120,10 @@ def test_a_reached_shape_keeps_the_regressed_colour_and_the_rest_commits(tmp_pat
         add_colour_bins(plain, 3)
     with pytest.raises(ValueError, match="needs hint_propagation"):
         networks.create_generator("unet_256", ngf=4, colour_bins=3)
+    with pytest.raises(ValueError, match="an RGB output"):
+        networks.create_generator(
+            "unet_256", ngf=4, out_channels=1, hint_propagation=8, colour_bins=3
+        )
 
 
 def test_the_loss_trains_the_regressed_colour_by_l1_and_the_logits_by_class(tmp_path: Path) -> None:
