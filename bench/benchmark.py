@@ -432,7 +432,7 @@ def backend_lines(results: dict) -> list[str]:
             speed = None if c["p50_ms"] is None else base / c["p50_ms"]
             cells = [c["name"], c["status"], num(c["p50_ms"], ".1f"), num(c["p95_ms"], ".1f"),
                      num(speed, ".2f") + ("x" if speed else ""), num(c["psnr_db"], ".1f"),
-                     num(c.get("build_s"), ".1f"), c["note"].replace("|", "/")]  # fmt: skip
+                     num(c.get("build_s"), ".1f"), " ".join(c["note"].split()).replace("|", "/")]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
     if "export" in results:
         lines += [

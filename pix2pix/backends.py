@@ -229,6 +229,14 @@ def _torch_capability() -> str:
         return "unknown"
 
 
+def no_native_bf16() -> str:
+    """Why bf16 is not native here, for messages ("no native bf16" in both)."""
+    off = avx512_off()
+    if off and set(cpu_info()["flags"]) & {"avx512_bf16", "amx_bf16"}:
+        return f"no native bf16 with AVX-512 switched off ({off})"
+    return "this CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)"
+
+
 def native_bf16() -> bool:
     """Whether the CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16), per its flags.
 
@@ -342,7 +350,7 @@ def _bf16_channels_last(ctx: Context) -> Runner:
     if ctx.device.type != "cpu":
         raise Unavailable("the bf16 candidate is for the CPU")
     if not native_bf16():
-        raise Unavailable("this CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)")
+        raise Unavailable(no_native_bf16())
     return _torch_runner(_reduced_copy(ctx, torch.bfloat16), ctx, channels_last=True,
                          dtype=torch.bfloat16)  # fmt: skip
 
@@ -591,7 +599,7 @@ def _compiled(ctx: Context, *, bf16: bool) -> Runner:
             "and ZeroGPU Spaces do not support torch.compile"
         )
     if bf16 and not native_bf16():
-        raise Unavailable("this CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)")
+        raise Unavailable(no_native_bf16())
     if not torch._dynamo.is_dynamo_supported():
         raise Unavailable(f"torch.compile does not support Python {platform.python_version()}")
     if cxx_compiler() is None:
@@ -773,7 +781,7 @@ def choose(
             continue
         except Exception as e:  # a runtime that fails here must not take the app down
             log.warning("backend %s failed to build or run: %s", cand.name, e)
-            note = f"failed: {type(e).__name__}: {e}"[:300]
+            note = " ".join(f"failed: {type(e).__name__}: {e}".split())[:300]
             results[cand.name] = Measurement(cand.name, "unavailable", note=note)
             continue
         built = time.perf_counter() - start
@@ -933,6 +941,7 @@ __all__ = [
     "Context",
     "Measurement",
     "Unavailable",
+    "avx512_off",
     "choose",
     "cpu_info",
     "cxx_compiler",
@@ -941,6 +950,7 @@ __all__ = [
     "machine_key",
     "model_hash",
     "native_bf16",
+    "no_native_bf16",
     "select",
     "to_pixels",
 ]

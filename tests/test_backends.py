@@ -289,6 +289,8 @@ def test_avx512_switched_off_by_the_environment_is_no_native_bf16(
     real = backends.cpu_info
     monkeypatch.setattr(backends, "cpu_info", lambda: {**real(), "flags": flags})
     assert backends.native_bf16() is (off is None)
+    if off:
+        assert backends.no_native_bf16() == f"no native bf16 with AVX-512 switched off ({off})"
     kind = machine_kind({"model": "M", "flags": flags, "cores": 2, "avx512_off": off})
     assert kind == (f"M, AVX2 only (AVX-512 switched off: {off}), 2 vCPU" if off
                     else "M, AVX512-BF16, 2 vCPU")  # fmt: skip

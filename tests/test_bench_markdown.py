@@ -88,3 +88,24 @@ def test_gpu_benchmarks_say_when_there_is_no_gpu(module: str) -> None:
     done = subprocess.run([sys.executable, "-m", module], cwd=ROOT, capture_output=True,
                           text=True, check=False)  # fmt: skip
     assert done.returncode == 2 and "needs a CUDA GPU" in done.stderr, done.stderr
+
+
+def test_a_backend_note_stays_on_its_table_row() -> None:
+    # A runtime's error message spans lines (OpenVINO's under ONEDNN_MAX_CPU_ISA did): each
+    # candidate keeps one row, its note on one line.
+    from bench.benchmark import backend_lines
+
+    note = "failed: RuntimeError: Exception from core.cpp:117:\nobject | not initialized\n\n"
+    row = {"p50_ms": None, "p95_ms": None, "psnr_db": None, "status": "unavailable"}
+    results = {"backends": [{"model": "m", "size": 256, "auto": "eager-fp32",
+                             "measure_seconds": 1.0, "candidates": [
+        {**row, "name": "eager-fp32", "p50_ms": 10.0, "p95_ms": 11.0, "status": "ok", "note": ""},
+        {**row, "name": "openvino", "note": note},
+    ]}]}  # fmt: skip
+    lines = backend_lines(results)
+    rows = [line for line in lines if line.startswith("| openvino")]
+    assert rows == [
+        "| openvino | unavailable | — | — | — | — | — | failed: RuntimeError: Exception from "
+        "core.cpp:117: object / not initialized |"
+    ]
+    assert all("\n" not in line for line in lines)

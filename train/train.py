@@ -639,12 +639,13 @@ def resolve_mixed_precision(choice: str, *, cpu: bool = False) -> tuple[str, str
         if torch.cuda.is_bf16_supported():
             return "bf16", f"auto: {torch.cuda.get_device_name()} computes bf16"
         return "no", f"auto: {torch.cuda.get_device_name()} has no bf16"
-    from pix2pix.backends import cpu_info, native_bf16
+    from pix2pix.backends import avx512_off, cpu_info, native_bf16
 
     flags = ", ".join(cpu_info()["flags"]) or "none known"
     if native_bf16():
         return "bf16", f"auto: the CPU computes bf16 natively ({flags})"
-    return "no", f"auto: the CPU has no native bf16 (flags: {flags}), fp32 is faster"
+    off = f"; AVX-512 switched off: {avx512_off()}" if avx512_off() else ""
+    return "no", f"auto: the CPU has no native bf16 (flags: {flags}{off}), fp32 is faster"
 
 
 COMPILE_CHOICES = ("off", "on")
