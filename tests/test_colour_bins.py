@@ -13,7 +13,7 @@ import torch
 
 from pix2pix import networks
 from pix2pix.hub import Pix2PixGenerator, load_generator
-from tests.test_hint_propagation import BLUE, _boxes, _dab
+from tests.test_hint_propagation import BLUE, _boxes, _dab, onnx_and_eager
 from tests.test_hints import _folder
 from train import colour_bins
 from train.train import add_colour_bins
@@ -191,18 +191,8 @@ def test_bad_colour_bin_options_are_refused(
 
 
 def test_the_onnx_export_commits_as_pytorch_does(tmp_path: Path) -> None:
-    ort = pytest.importorskip("onnxruntime")
-    from pix2pix.export import export_onnx
-
     g = add_colour_bins(_generator(), 3)
     g.net.bins.palette.copy_(torch.tensor([WHITE, RED, GREEN]))
-    path = tmp_path / "g.onnx"
-    export_onnx(g, path)
-    x = _boxes()
-    _dab(x, 128, 44, BLUE)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    with torch.no_grad(), networks.eval_mode(g, input_stats=True, noise=None):
-        want = g(x).numpy()
+    got, want = onnx_and_eager(g, tmp_path)
     assert got.shape == (1, 3, 256, 256)
     assert np.abs(got - want).max() < 1e-4
