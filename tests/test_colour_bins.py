@@ -144,7 +144,9 @@ def test_the_loss_trains_the_regressed_colour_by_l1_and_the_logits_by_class(tmp_
     assert torch.isclose(ce, (8 * 2 * wrong + 8 * 1 * right) / (8 * 2 + 8 * 1), atol=1e-5)
 
 
-def test_training_with_colour_bins_fits_a_palette_and_resumes(tmp_path: Path) -> None:
+def test_training_with_colour_bins_fits_a_palette_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tests.test_train import run, summary
 
     root = _folder(tmp_path / "data")
@@ -154,6 +156,7 @@ def test_training_with_colour_bins_fits_a_palette_and_resumes(tmp_path: Path) ->
         "--hint-propagation", "8", "--no-gan", "--mixed-precision", "no",
     ]  # fmt: skip
     assert run(*common, "--out", tmp_path / "a", "--max-steps", "1") == 0
+    capsys.readouterr()
     out = tmp_path / "b"
     assert run(*common, "--out", out, "--init-from", tmp_path / "a", "--colour-bins", "3",
                "--max-steps", "2") == 0  # fmt: skip
@@ -162,32 +165,41 @@ def test_training_with_colour_bins_fits_a_palette_and_resumes(tmp_path: Path) ->
     palette = g.net.bins.palette.clone()
     assert palette.abs().sum() > 0  # fitted to the targets' pixels, not left at 0
     assert (palette >= -1).all() and (palette <= 1).all()
+    assert "colour bins: 3 colours fitted to 1600 target pixels of 4 examples" in (
+        capsys.readouterr().out
+    )
     assert "G_CE" in json.dumps(summary(out))
     notes = json.loads((out / "config.json").read_text())["task"]["notes"]
     assert "cross-entropy of 3 colour bins" in notes
-    assert run("--resume", out, "--max-steps", "3") == 0
+    # Resumed with only the run's own options, or the same --colour-bins again: the run's
+    # --no-gan and --hint-propagation count; another count is refused, named.
+    assert run("--resume", out, "--max-steps", "3", "--colour-bins", "3") == 0
     assert torch.equal(load_generator(out).net.bins.palette, palette)  # kept, not refitted
+    capsys.readouterr()
+    assert run("--resume", out, "--max-steps", "4", "--colour-bins", "5") == 2
+    assert "different --colour-bins 5 (the checkpoint has 3)" in capsys.readouterr().err
     fresh = tmp_path / "c"
     assert run(*common, "--out", fresh, "--colour-bins", "3", "--max-steps", "1") == 0
     assert load_generator(fresh).net.bins.palette.abs().sum() > 0
 
 
 @pytest.mark.parametrize(
-    "extra",
+    ("extra", "message"),
     [
-        ["--hints", "--hint-propagation", "8", "--colour-bins", "3"],  # a discriminator
-        ["--hints", "--no-gan", "--colour-bins", "3"],  # no propagation
-        ["--hints", "--hint-propagation", "8", "--no-gan", "--colour-bins", "1"],
+        (["--hints", "--hint-propagation", "8", "--colour-bins", "3"], "add --no-gan"),
+        (["--hints", "--no-gan", "--colour-bins", "3"], "needs --hint-propagation STEPS"),
+        (["--hints", "--hint-propagation", "8", "--no-gan", "--colour-bins", "1"], "at least 2"),
+        (["--colour-bins", "-2"], "0 (none) or at least 2"),
     ],
 )
 def test_bad_colour_bin_options_are_refused(
-    tmp_path: Path, extra: list[str], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from train.train import parse_args
 
     with pytest.raises(SystemExit):
         parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "o"), *extra])
-    assert "--colour-bins K needs" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_the_onnx_export_commits_as_pytorch_does(tmp_path: Path) -> None:

@@ -309,7 +309,7 @@ def test_the_onnx_export_spreads_hints_as_pytorch_does(tmp_path: Path) -> None:
     assert np.abs(got - want).max() < 1e-4
 
 
-def test_training_with_hint_propagation(tmp_path: Path) -> None:
+def test_training_with_hint_propagation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tests.test_train import run  # main() in this process, Accelerate's state reset after
 
     root = _folder(tmp_path / "data")
@@ -330,6 +330,11 @@ def test_training_with_hint_propagation(tmp_path: Path) -> None:
     assert json.loads((grown / "config.json").read_text())["network"]["hint_propagation"] == 8
     assert run("--resume", grown, "--max-steps", "3") == 0
     assert load_generator(grown).network_kwargs["hint_propagation"] == 8
+    # Given on resume, it is checked against the run (which has --hints), not the defaults.
+    assert run("--resume", grown, "--max-steps", "3", "--hint-propagation", "8") == 0
+    capsys.readouterr()
+    assert run("--resume", grown, "--max-steps", "4", "--hint-propagation", "4") == 2
+    assert "different --hint-propagation 4 (the checkpoint has 8)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

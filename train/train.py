@@ -429,21 +429,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--hint-recolour must be between 0 and 1, got {args.hint_recolour}")
     if not 0 <= args.hint_recolour_grey <= 1:
         parser.error(f"--hint-recolour-grey must be between 0 and 1, got {args.hint_recolour_grey}")
+    if args.hint_propagation < 0:
+        parser.error(f"--hint-propagation must be 0 or more steps, got {args.hint_propagation}")
+    if args.colour_bins < 0 or args.colour_bins == 1:
+        parser.error(f"--colour-bins must be 0 (none) or at least 2, got {args.colour_bins}")
+    # A resumed run takes the options not given from its checkpoint: checked after that.
+    if args.resume is None and (problem := combination_problem(args)):
+        parser.error(problem)
+    return args
+
+
+def combination_problem(args: argparse.Namespace) -> str | None:
+    """The first option that needs another one it does not have, as a message; else None."""
     if (args.hint_recolour_grey or args.hint_recolour_region) and not args.hint_recolour:
-        parser.error(
+        return (
             "--hint-recolour-grey and --hint-recolour-region shape --hint-recolour's "
             "colours: give --hint-recolour SHARE too"
         )
-    if args.hint_propagation < 0:
-        parser.error(f"--hint-propagation must be 0 or more steps, got {args.hint_propagation}")
     if args.hint_propagation and not args.hints:
-        parser.error("--hint-propagation spreads colour hints: it needs --hints")
-    if args.colour_bins and (args.colour_bins < 2 or not args.no_gan or not args.hint_propagation):
-        parser.error(
-            "--colour-bins K needs K >= 2, --no-gan (L1 and cross-entropy, no discriminator) and "
-            "--hint-propagation (its reach picks the head)"
-        )
-    return args
+        return "--hint-propagation spreads colour hints: it needs --hints"
+    if args.colour_bins and not args.no_gan:
+        return "--colour-bins trains with L1 and cross-entropy, no discriminator: add --no-gan"
+    if args.colour_bins and not args.hint_propagation:
+        return "--colour-bins needs --hint-propagation STEPS (its reach picks each pixel's head)"
+    return None
 
 
 def _cyclegan_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -1009,6 +1018,8 @@ def _resolve_resume(args: argparse.Namespace) -> ckpt.Checkpoint:
     if "out" not in args.given:
         # Checkpoints live in OUT/checkpoint/step-*/: continue in the folder they were found in.
         args.out = folder.parent.parent if folder.parent.name == ckpt.CHECKPOINT_DIR else args.out
+    if problem := combination_problem(args):  # the run's options with the ones given now
+        raise ValueError(f"--resume {args.resume}: {problem}")
     return state
 
 
@@ -1309,15 +1320,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if resume is not None:
         _check_resumable(resume, dataset_size=len(dataset), world=world)
     bins = None if cycle else colour_bins.bins_of(G)
-    if bins is not None and not bins.palette.any():  # a new head: its palette from the data
-        # Before set_seed below, so the draws here leave the run's random stream as it was.
+    if resume is None and bins is not None and not bins.palette.any():  # a new head
+        # Before set_seed below, so the draws here leave the run's random stream as it was. A
+        # resumed run loads its palette with the weights.
         pixels = colour_bins.sample_pixels(dataset, PALETTE_IMAGES, PALETTE_PIXELS, args.seed)
         palette, weights = colour_bins.fit_palette(pixels, len(bins.palette), seed=args.seed)
         bins.palette.copy_(palette)
         bins.weights.copy_(weights)
         accelerator.print(
             f"colour bins: {len(palette)} colours fitted to {len(pixels)} target pixels of "
-            f"{PALETTE_IMAGES} examples; class weights {weights.min():.2f}-{weights.max():.2f}"
+            f"{len(pixels) // PALETTE_PIXELS} examples; class weights "
+            f"{weights.min():.2f}-{weights.max():.2f}"
         )
 
     D = None
