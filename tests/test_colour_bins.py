@@ -186,8 +186,9 @@ def test_training_with_colour_bins_fits_a_palette_and_resumes(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--hints", "--hint-propagation", "8", "--colour-bins", "3"], "add --no-gan"),
-        (["--hints", "--no-gan", "--colour-bins", "3"], "needs --hint-propagation STEPS"),
+        (["--hints", "--hint-propagation", "8", "--colour-bins", "3"], "needs --no-gan too"),
+        (["--hints", "--no-gan", "--colour-bins", "3"], "needs --hint-propagation STEPS too"),
+        (["--colour-bins", "3"], "needs --no-gan, --hint-propagation STEPS, --hints too"),
         (["--hints", "--hint-propagation", "8", "--no-gan", "--colour-bins", "1"], "at least 2"),
         (["--colour-bins", "-2"], "0 (none) or at least 2"),
     ],

@@ -446,12 +446,18 @@ def combination_problem(args: argparse.Namespace) -> str | None:
             "--hint-recolour-grey and --hint-recolour-region shape --hint-recolour's "
             "colours: give --hint-recolour SHARE too"
         )
+    if args.colour_bins:  # every option it lacks, in one message
+        needed = (("--no-gan", args.no_gan), ("--hint-propagation STEPS", args.hint_propagation),
+                  ("--hints", args.hints))  # fmt: skip
+        missing = [option for option, given in needed if not given]
+        if missing:
+            return (
+                f"--colour-bins needs {', '.join(missing)} too (it trains with L1 and "
+                "cross-entropy, no discriminator; the hint propagation's reach picks each "
+                "pixel's head)"
+            )
     if args.hint_propagation and not args.hints:
         return "--hint-propagation spreads colour hints: it needs --hints"
-    if args.colour_bins and not args.no_gan:
-        return "--colour-bins trains with L1 and cross-entropy, no discriminator: add --no-gan"
-    if args.colour_bins and not args.hint_propagation:
-        return "--colour-bins needs --hint-propagation STEPS (its reach picks each pixel's head)"
     return None
 
 
