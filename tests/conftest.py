@@ -4,6 +4,7 @@ huggingface_hub, and every cache points into a temporary folder."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,6 +24,13 @@ os.environ.setdefault("PIX2PIX_BACKENDS", "eager-fp32,onednn-fp32,bf16-channels-
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The suite's caches (exports, compiled kernels, a Hub cache: about 400 MB) go with it; they
+    # piled up in the temporary folder, one per run, until a disk filled.
+    shutil.rmtree(_CACHE, ignore_errors=True)
+
 
 # A copy of the project's shared golden vectors (see tests/golden/README.md), kept in the repo so
 # that a clean clone tests against them; PIX2PIX_GOLDEN points elsewhere to test other copies.

@@ -55,3 +55,18 @@ def test_requirements_cover_the_library_the_app_and_training() -> None:
         if DISTRIBUTION.get(module, module).lower().replace("_", "-") not in wanted
     }
     assert not missing, f"imported at module level, not in requirements.txt: {missing}"
+
+
+def test_a_test_run_leaves_no_cache_behind(tmp_path: Path) -> None:
+    # tests/conftest.py points every cache into a temporary folder of its own; a run removes it.
+    import os
+    import subprocess
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/test_requirements.py::test_requirements_cover_the_library_the_app_and_training"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert not list(tmp_path.glob("pix2pix-test-cache-*"))
