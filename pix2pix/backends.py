@@ -8,29 +8,28 @@ both run the file ``pix2pix.export`` writes), the model compiled by ``torch.comp
 on CUDA fp16 weights in channels-last layout, with and without a captured CUDA graph.
 
 Compiled candidates (CPU only): ``inductor-fp32`` everywhere, and ``inductor-bf16-channels-last``
-(bf16 weights, channels-last) where the CPU computes bf16 natively; measurement decides between them
-and the rest. Each is a copy of the model in its test mode, compiled by inductor with ``freezing``
-(weights folded into the graph as constants; convolution weights pre-packed) and ``cpp_wrapper``
-(the graph calls its kernels from C++, not Python) under ``torch.inference_mode``,
-``fullgraph=True``, ``dynamic=False``, for the one input shape it is built for (``Context.shape``;
-batch 1 at the model's training size, padded to the network's multiple, in the app). They are
-measured where compiling pays: by the app, in the background, and where asked for
-(``default_candidates(device, compiled=True)`` passed as a ``Translator``'s ``candidates``, or named
-in ``$PIX2PIX_BACKENDS``), not by default in a command or script whose process may only translate a
-few images. Building it compiles it, on the building thread, by a first call: for a 256-px U-Net on
-2 busy AMD EPYC vCPUs, 15-41 s (lineart2color, whose hint propagation is about 200 small kernels,
-about 65 s on 2 quiet ones). The app never builds one on a request's thread: it measures in the
-background (``pix2pix.app.service``) and serves on PyTorch's rule-of-thumb path until then. What
-compiling produced (generated C++ and the libraries built from it) is kept in
-``inductor_cache_dir()`` (``<cache>/inductor`` unless ``$TORCHINDUCTOR_CACHE_DIR`` is set), so a
-later start compiles the same model without g++ (5-22 s there; lineart2color still about a minute);
-dynamo's tracing and inductor's lowering are redone, as inductor does not cache a graph whose
-constants are pre-packed oneDNN tensors. Other shapes never compile: after the build the runner only
-runs what was compiled (a call whose guards fail runs eagerly), and an input of another shape runs
-the same copy uncompiled (bf16) or its packed oneDNN twin (fp32), at eager speed. So the worst case
-is one compilation per runner, whatever the inputs. No C++ compiler (``cxx_compiler``) or a Python
-that ``torch.compile`` does not support makes them ``Unavailable``. On CUDA they are not offered:
-fp16 and CUDA graphs are measured there, and ZeroGPU Spaces do not support ``torch.compile``.
+(bf16 weights, channels-last) where the CPU computes bf16 natively; measurement decides between
+them and the rest. Each is a copy of the model in its test mode, exported by ``torch.export`` (the
+graph ``torch.compile`` would trace: ``networks.compiled_export``) and compiled ahead of time by
+AOTInductor with ``freezing`` (weights folded in as constants; convolution weights pre-packed) into
+one package for the one input shape it is built for (``Context.shape``; batch 1 at the model's
+training size, padded to the network's multiple, in the app). Calls run the package's C++ directly:
+no guards to check and no Python wrapper. They are measured where compiling pays: by the app, in
+the background, and where asked for (``default_candidates(device, compiled=True)`` passed as a
+``Translator``'s ``candidates``, or named in ``$PIX2PIX_BACKENDS``), not by default in a command or
+script whose process may only translate a few images. Building it the first time compiles it, on
+the building thread: for a 256-px U-Net on 2 AMD EPYC vCPUs 15-25 s (the paper's) to 70-90 s
+(lineart2color, whose 96 hint-propagation rounds are about 200 loops). The package is kept in
+``package_path`` (``<cache>/compiled``, keyed by the weights, the code, the shape, the precision,
+the CPU, the threads and torch's version), and a later start loads it in about a second instead of
+compiling (PERFORMANCE, entry 38); inductor's own files go to ``inductor_cache_dir()``. The app
+never builds one on a request's thread: it measures in the background (``pix2pix.app.service``) and
+serves on PyTorch's rule-of-thumb path until then. Other shapes never compile: an input of another
+shape runs the same copy uncompiled (bf16) or its packed oneDNN twin (fp32), at eager speed. So the
+worst case is one compilation per runner, whatever the inputs. No C++ compiler (``cxx_compiler``)
+or a Python that ``torch.compile`` does not support makes them ``Unavailable``. On CUDA they are
+not offered: fp16 and CUDA graphs are measured there, and ZeroGPU Spaces do not support
+``torch.compile``.
 
 ``choose`` builds the available candidates, runs each on a test input of the real shape, drops
 those whose output is below ``MIN_PSNR`` dB against fp32 eager, times the rest (each with the
@@ -52,7 +51,6 @@ import dataclasses
 import functools
 import hashlib
 import importlib
-import itertools
 import json
 import logging
 import os
@@ -63,7 +61,6 @@ import sys
 import tempfile
 import threading
 import time
-import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -468,13 +465,12 @@ def _openvino(ctx: Context) -> Runner:
 
 
 # --------------------------------------------------------------------------------------------
-# Compiled candidates: torch.compile with inductor (CPU)
+# Compiled candidates: AOTInductor packages (CPU)
 # --------------------------------------------------------------------------------------------
 
 INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 COMPILED = ("inductor-fp32", "inductor-bf16-channels-last")
 _inductor_dir_set: str | None = None  # the value this module put into INDUCTOR_CACHE_ENV
-_compiled_ids = itertools.count()
 
 
 def cxx_compiler() -> str | None:
@@ -581,17 +577,73 @@ def phase_small_transposed(model: nn.Module) -> nn.Module:
     return model
 
 
-# freezing: parameters become constants (guarded by identity), convolution weights pre-packed.
-# cpp_wrapper: the graph calls its kernels from C++, not Python (0.3-0.45 ms a call less for the
-# bundled models on 2 cores; PERFORMANCE, entry 37).
-INDUCTOR_OPTIONS = {"freezing": True, "cpp_wrapper": True}
+# freezing: parameters become constants, convolution weights pre-packed for oneDNN.
+INDUCTOR_OPTIONS = {"freezing": True}
+PACKAGE_VERSION = 1  # part of a compiled package's key: bump when what is exported changes
+
+# The packages this process compiled, in order (a second start compiles none).
+compiled_packages: list[Path] = []
+
+
+def package_path(ctx: Context, bf16: bool) -> Path:
+    """Where the compiled package of ``ctx``'s model for this machine is kept:
+    ``<cache>/compiled/<key>.pt2``, the key a hash of the model (``model_hash``: weights and the
+    code that runs them), the input shape, the precision, the test mode, the machine
+    (``machine_key``: CPU flags, threads, torch version) and ``INDUCTOR_OPTIONS``; a package
+    built for another CPU or torch is never loaded."""
+    key = {
+        "version": PACKAGE_VERSION,
+        "model": ctx.model_hash,
+        "shape": list(ctx.shape),
+        "bf16": bf16,
+        "input_stats": ctx.input_stats,
+        "machine": machine_key(ctx.device),
+        "options": INDUCTOR_OPTIONS,  # (a copy goes to AOTInductor, which adds its own keys)
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    return cache_dir() / "compiled" / f"{digest[:32]}.pt2"
+
+
+def _compile_package(twin: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """Export ``twin`` on ``example`` (the graph ``torch.compile`` would trace:
+    ``networks.compiled_export``) and compile it with AOTInductor into the package ``path``,
+    written under a temporary name and renamed, so a concurrent start never loads half a file."""
+    from pix2pix.export import TRACE_LOCK
+
+    inductor_cache_dir()
+    with TRACE_LOCK, torch.no_grad(), networks.compiled_export():
+        exported = torch.export.export(twin, (example,))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.partial.pt2")
+    try:
+        with torch.no_grad():  # inductor freezes the weights only where grad is off
+            torch._inductor.aoti_compile_and_package(
+                exported, package_path=str(partial), inductor_configs=dict(INDUCTOR_OPTIONS)
+            )
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    compiled_packages.append(path)
+
+
+def _load_package(path: Path) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The compiled model in ``path`` (our own cache), or None when it does not load (a partial
+    or damaged file: it is removed and compiled again)."""
+    try:
+        loaded = torch._inductor.aoti_load_package(str(path))
+    except Exception as error:  # any failure: compile it again
+        log.warning("compiled package %s did not load (%s); compiling it again", path, error)
+        path.unlink(missing_ok=True)
+        return None
+    return loaded  # called with the input, it returns the output as the model does
 
 
 def _compiled(ctx: Context, *, bf16: bool) -> Runner:
-    """``ctx.model`` compiled by inductor for ``ctx.shape``, with weights frozen into the graph.
+    """``ctx.model`` compiled by AOTInductor for ``ctx.shape``, weights frozen into it.
 
-    The compilation happens here, on the calling thread, by a first call on a test input; other
-    shapes never compile (see the module docstring).
+    Built once per model, shape and machine and kept in ``package_path`` (a later start loads it
+    in a fraction of a second); building compiles here, on the calling thread; other shapes never
+    compile (see the module docstring).
     """
     if ctx.device.type != "cpu":
         raise Unavailable(
@@ -617,46 +669,33 @@ def _compiled(ctx: Context, *, bf16: bool) -> Runner:
     # Other shapes: the same twin uncompiled (bf16), or its packed oneDNN copy (fp32), which is
     # what runs before any measurement.
     fallback = twin if bf16 else onednn.packed_copy(twin)
-    # Only what compiles gets the phase form: the packed copy keeps its own last-layer GEMM.
-    twin = phase_small_transposed(twin).to(memory_format=layout)
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return twin(x)
-
-    # Dynamo keeps compiled code per code object, and at most config.recompile_limit (8) of them
-    # each: a code object of its own per runner keeps a dozen models compiled in one process
-    # (the app's) from sharing, or exhausting, one list.
-    name = f"pix2pix_compiled_{next(_compiled_ids)}"
-    code = forward.__code__.replace(co_name=name)
-    forward = types.FunctionType(code, forward.__globals__, name, None, forward.__closure__)
-    compiled = torch.compile(forward, fullgraph=True, dynamic=False)
     shape = tuple(ctx.shape)
-
     if networks.reads_fp32_input(twin):  # it casts after reading the pixels itself
         dtype, layout = torch.float32, torch.contiguous_format
 
     def prepare(x: torch.Tensor) -> torch.Tensor:
-        # Always a new tensor made in inference mode: dynamo's guards tell inference tensors
-        # from others (their dispatch keys differ), and callers pass either.
+        # A new tensor with the strides the package was compiled for (it does not check them).
         return x.to(dtype=dtype, memory_format=layout, copy=True)
 
-    from pix2pix.export import EXPORT_GATE, TRACE_LOCK
+    path = package_path(ctx, bf16)
+    compiled = _load_package(path) if path.is_file() else None
+    if compiled is None:
+        # Only what compiles gets the phase form: the packed copy keeps its own last-layer GEMM.
+        exported = phase_small_transposed(copy.deepcopy(twin)).to(memory_format=layout)
+        _compile_package(exported, prepare(test_input(shape).to(ctx.device)), path)
+        compiled = _load_package(path)
+        if compiled is None:
+            raise Unavailable(f"the package compiled for this model did not load ({path})")
 
-    inductor_cache_dir()
-    # INDUCTOR_OPTIONS are read while dynamo traces and while inductor compiles, so they are set
-    # around the first call; process-wide, but only for as long as this compilation runs.
-    # TRACE_LOCK: no ONNX export traces meanwhile.
-    with TRACE_LOCK, torch._inductor.config.patch(INDUCTOR_OPTIONS), torch.inference_mode():
-        compiled(prepare(test_input(shape).to(ctx.device)))
-    # From here on the runner never compiles: a call whose guards fail runs eagerly.
-    run_only = torch._dynamo.run(compiled)
+    from pix2pix.export import EXPORT_GATE
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        # While an ONNX export traces in another thread, compiled code cannot run safely
-        # (``export.EXPORT_GATE``): the uncompiled path answers meanwhile.
+        # While an ONNX export traces in another thread the uncompiled path answers
+        # (``export.EXPORT_GATE``), as it did for torch.compile's code.
         with EXPORT_GATE.compiled_run() as allowed, torch.inference_mode():
-            module = run_only if allowed and tuple(x.shape) == shape else fallback
-            return module(prepare(x)).float()
+            if allowed and tuple(x.shape) == shape:
+                return compiled(prepare(x)).float()
+            return fallback(prepare(x)).float()
 
     return run
 

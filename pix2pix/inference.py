@@ -86,8 +86,9 @@ class Translator:
 
     ``backend="auto"`` (with ``precision`` ``"auto"`` or ``"fp32"``): the way to run is chosen by
     measurement (``pix2pix.backends``: PyTorch eager, packed oneDNN, bf16 channels-last where the
-    CPU has native bf16, the model compiled by ``torch.compile`` (which compiles it, on the
-    calling thread, for that shape only), ONNX Runtime, OpenVINO; fp16 and CUDA graphs on CUDA)
+    CPU has native bf16, the model compiled ahead of time by AOTInductor (which compiles it,
+    on the calling thread, for that shape only, and keeps the package for the next start), ONNX
+    Runtime, OpenVINO; fp16 and CUDA graphs on CUDA)
     at the first call's input shape, kept if within 40 dB PSNR of fp32 and fastest; the choice
     is cached on disk, so a later start only builds it. Other shapes reuse it. ``backend`` then
     names the choice and ``backend_reason`` gives the measurements. Calls with a ``seed``

@@ -10,6 +10,7 @@ This module holds ``nn.Module``s and the registry only; it imports nothing else 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
@@ -172,8 +173,8 @@ class HintPropagation(nn.Module):
     neighbours (4-connectivity: a diagonal line is a wall too), so colour flows up to ``steps``
     cells along paths between lines and never through one. Where two dabs share a shape their
     colours blend where they meet. A drawing without a source skips the rounds, which would leave
-    its all-zero state as it is (under ``torch.compile`` a ``torch.cond`` chooses per call; an
-    exported graph, ONNX or ``torch.export``, always runs them).
+    its all-zero state as it is (under ``torch.compile`` or ``compiled_export`` a ``torch.cond``
+    chooses per call; an exported graph for ONNX always runs them).
 
     Returns (B, 4, H, W) in [-1, 1], in the input's dtype (computed in fp32 whatever that is):
     the spread colour (0 where none reached) and the reach (1 reached, -1 not), upsampled by
@@ -201,9 +202,10 @@ class HintPropagation(nn.Module):
         self.steps = steps
         self.scale = scale
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.dtype
-        if dtype != torch.float32 or not x.is_contiguous():
+    def cells(self, x: torch.Tensor) -> torch.Tensor:
+        """What ``forward`` returns before its upsampling: (B, 4, H / scale, W / scale) in
+        [-1, 1], fp32."""
+        if x.dtype != torch.float32 or not x.is_contiguous():
             # In fp32 whatever the generator's precision: bf16 pixels cross the thresholds
             # below (PSNR 16-18 dB against fp32 on noise), and 96 rounds in bf16 are slower on
             # the CPU than in fp32 (PERFORMANCE, entry 36).
@@ -217,32 +219,35 @@ class HintPropagation(nn.Module):
         free = 1 - F.max_pool2d(line, s)  # (B, 1, H/s, W/s): 0 on walls
         if self.SOLID > 0:  # keep the solid dab pixels: chroma near the most around them
             near = F.max_pool2d(F.max_pool2d(chroma * dab, s), 3, stride=1, padding=1)
-            dab = dab * (chroma >= self.SOLID * F.interpolate(near, scale_factor=s)).to(x.dtype)
+            dab = dab * (chroma >= self.SOLID * _nearest(near, s)).to(x.dtype)
         # Grey dabs: colourless pixels between a line and the paper, in cells they fill evenly.
         grey = (chroma <= self.CHROMA) & (bright >= self.LINE) & (bright <= self.PAPER)
         grey = grey.to(x.dtype)
         spread = F.max_pool2d(bright, s) + F.max_pool2d(-bright, s)  # (B, 1, h, w)
         even = ((F.avg_pool2d(grey, s) > 0.999) & (spread <= self.GREY_FLAT)).to(x.dtype)
-        dab = dab + grey * F.interpolate(even, scale_factor=s)  # disjoint: no colour in grey
+        dab = dab + grey * _nearest(even, s)  # disjoint: no colour in grey
         share = F.avg_pool2d(dab, s)
         source = (share >= 0.25).to(x.dtype) * free
         colour = F.avg_pool2d(rgb * dab, s) / share.clamp(min=1e-6)  # the solid dab pixels' mean
         seed = torch.cat([colour * source, source], 1)  # (B, 4, h, w): colour x reach, reach
         gate = free * (1 - source)  # cells that take their neighbours' colour
-        # Any export (torch.export; the ONNX exporter, whose strict tracing reads
-        # is_in_onnx_export() as False) gets the rounds without a branch, as ONNX runs them best.
-        if torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting():
+        # Any export gets the rounds without a branch, as ONNX runs them best.
+        if _exporting():
             state = self._spread_onnx(seed, gate)
         elif torch.jit.is_tracing():
             state = self._spread(seed, gate)
-        elif torch.compiler.is_dynamo_compiling():  # both branches compiled, chosen per call
+        elif _compiling_here():  # both branches compiled, chosen per call
             # (is_compiling() would not do: torch 2.14 sets it for the whole process while any
             # thread compiles, and an eager torch.cond then compiles itself on the caller's
             # thread; is_dynamo_compiling() is False outside dynamo's own tracing.)
             # Flat operands: inductor may lay the 4-channel seed out channels-last, which the
             # branch's graph does not expect (torch 2.14); a 1-D tensor has one layout.
+            # The branch closes over sizes only: a tensor in its closure becomes an operand,
+            # which torch.export refuses as a possible alias of the output.
+            seed_shape, gate_shape = tuple(seed.shape), tuple(gate.shape)
+
             def spread_flat(seed_flat: torch.Tensor, gate_flat: torch.Tensor) -> torch.Tensor:
-                state = self._spread(seed_flat.view(seed.shape), gate_flat.view(gate.shape))
+                state = self._spread(seed_flat.view(seed_shape), gate_flat.view(gate_shape))
                 return state.reshape(-1)
 
             operands = (seed.reshape(-1), gate.reshape(-1))
@@ -252,9 +257,24 @@ class HintPropagation(nn.Module):
         else:  # no dab: every round would leave the all-zero seed as it is
             state = seed
         reach = state[:, 3:]
-        out = torch.cat([(state[:, :3] * 2 - reach), reach * 2 - 1], 1)
-        out = F.interpolate(out, scale_factor=s, mode="nearest")  # (B, 4, H, W)
-        return out if out.dtype == dtype else out.to(dtype)
+        return torch.cat([(state[:, :3] * 2 - reach), reach * 2 - 1], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.interpolate(self.cells(x), scale_factor=self.scale, mode="nearest")
+        return out if out.dtype == x.dtype else out.to(x.dtype)
+
+    def beside_channels_last(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``torch.cat([x, self(x)], 1).to(dtype)`` in the channels-last layout, its values
+        exactly: (B, 3 + 4, H, W), strides of channels-last. For a compiled generator whose first
+        convolution reads channels-last (the bf16 channels-last candidate): upsampling the cells
+        and interleaving the channels in that order is one pass that inductor vectorises, 0.15
+        against 0.40 ms at 256 px on 2 cores (PERFORMANCE, entry 38)."""
+        cells = self.cells(x).permute(0, 2, 3, 1)  # (B, h, w, 4)
+        b, h, w, c = cells.shape
+        s = self.scale
+        up = cells[:, :, None, :, None].expand(b, h, s, w, s, c).reshape(b, h * s, w * s, c)
+        both = torch.cat([x.permute(0, 2, 3, 1), up.to(x.dtype)], -1).to(dtype)
+        return both.permute(0, 3, 1, 2)
 
     def _spread(self, seed: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         """The rounds on a state kept padded by one zero cell, so a cell's four neighbours are
@@ -322,6 +342,56 @@ class ColourBins(nn.Module):
         # The mean of the palette under p: a 1x1 convolution, (3, K, 1, 1) weights.
         colour = F.conv2d(p, self.palette.to(p.dtype).T[:, :, None, None])
         return F.interpolate(colour, scale_factor=2, mode="bilinear")
+
+
+def _nearest(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """``F.interpolate(x, scale_factor=scale)`` (nearest), (B, C, h, w) -> (B, C, h s, w s).
+
+    Under ``torch.compile`` as a broadcast and a reshape, the same values: inductor reads each
+    cell once per row instead of gathering every pixel through float indices (the preparing
+    kernel of a hint propagation at 256 px: PERFORMANCE, entry 38). Eager and exported graphs
+    keep ``F.interpolate`` (one ``Resize`` node in ONNX)."""
+    if _compiling_here():
+        b, c, h, w = x.shape
+        return (
+            x[:, :, :, None, :, None]
+            .expand(b, c, h, scale, w, scale)
+            .reshape(b, c, h * scale, w * scale)
+        )
+    return F.interpolate(x, scale_factor=scale)
+
+
+def _exporting() -> bool:
+    """Whether an export traces (``torch.export``, or the ONNX exporter, whose strict tracing
+    reads ``is_in_onnx_export()`` as False) for a graph that runs elsewhere (ONNX), not one
+    that inductor compiles here (``compiled_export``)."""
+    exporting = torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+    return exporting and not getattr(_for_inductor, "on", False)
+
+
+def _compiling_here() -> bool:
+    """Whether inductor compiles what is traced now for this machine: ``torch.compile``, or a
+    ``torch.export`` inside ``compiled_export``."""
+    if getattr(_for_inductor, "on", False):
+        return True
+    return torch.compiler.is_dynamo_compiling() and not _exporting()
+
+
+_for_inductor = threading.local()
+
+
+@contextlib.contextmanager
+def compiled_export() -> Iterator[None]:
+    """Within it (this thread), a ``torch.export`` of a generator traces the graph that
+    ``torch.compile`` would (a ``torch.cond`` that skips the hint propagation's rounds without a
+    dab, the channels-last input), for AOTInductor; outside it an export traces the graph ONNX
+    runs best."""
+    before = getattr(_for_inductor, "on", False)
+    _for_inductor.on = True
+    try:
+        yield
+    finally:
+        _for_inductor.on = before
 
 
 def _no_spread(seed: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
@@ -393,13 +463,20 @@ class UnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hints is None:
             return self.model(x)
-        hints = self.hints(x)  # (B, 4, H, W): spread colour, reach
-        x = torch.cat([x, hints], 1)  # (B, in_channels + 4, H, W)
         # A reduced-precision copy is handed the image in fp32 (``reads_fp32_input``): the
         # dabs are found on the pixels as drawn, and the U-Net computes in its own dtype.
-        dtype = getattr(self.model.model[0], "weight", x).dtype
-        if x.dtype != dtype:
-            x = x.to(dtype)
+        weight = getattr(self.model.model[0], "weight", x)
+        dtype = weight.dtype
+        if (
+            _compiling_here()
+            and weight.is_contiguous(memory_format=torch.channels_last)
+            and not weight.is_contiguous()
+        ):
+            x = self.hints.beside_channels_last(x, dtype)
+        else:
+            x = torch.cat([x, self.hints(x)], 1)  # (B, in_channels + 4, H, W): colour, reach
+            if x.dtype != dtype:
+                x = x.to(dtype)
         if self.bins is None:
             return self.model(x)
         down, inner, relu, up, tanh = self.model.model

@@ -1,10 +1,11 @@
-"""The compiled candidates (torch.compile, inductor): built once for one shape, within the PSNR rule
-against fp32 eager, other shapes without compiling, their files under $PIX2PIX_CACHE, unavailable
-without a C++ compiler, and never compiled on the thread of an app request.
+"""The compiled candidates (AOTInductor): built once for one shape, within the PSNR rule against
+fp32 eager, other shapes without compiling, their package under $PIX2PIX_CACHE and loaded from
+there by a second start, unavailable without a C++ compiler, and never compiled on the thread of
+an app request.
 
 Compiling even a tiny generator takes seconds of g++ (minutes on a loaded 2-vCPU machine), so the
-tests that compile share one inductor cache and one model: the first compiles, the others mostly
-find its C++ libraries."""
+tests that compile share one cache and one model: the first compiles, the others mostly load its
+package."""
 
 from __future__ import annotations
 
@@ -63,8 +64,8 @@ def _candidate(name: str) -> backends.Candidate:
 
 
 def _graphs() -> int:
-    """Graphs dynamo has compiled in this process so far."""
-    return torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    """Packages compiled in this process so far."""
+    return len(backends.compiled_packages)
 
 
 def _runs_eager_ops(run: backends.Runner, x: torch.Tensor) -> bool:
@@ -152,9 +153,12 @@ def test_the_compiled_candidate_matches_fp32_and_compiles_once(
     name = "inductor-bf16-channels-last" if cpu_kind else "inductor-fp32"
     model = _model()
     x = backends.test_input(SHAPE)
+    package = backends.package_path(_ctx(model), cpu_kind)
+    package.unlink(missing_ok=True)  # a first start
     before = _graphs()
     run = _candidate(name).build(_ctx(model))
     assert _graphs() == before + 1  # compiled while building, not at the first call
+    assert package.is_file()
 
     quality = backends.psnr(run(x), _fp32(model, x))
     print(f"{name}: PSNR {quality:.1f} dB against fp32 eager")
@@ -175,9 +179,30 @@ def test_the_compiled_candidate_matches_fp32_and_compiles_once(
     assert not _runs_eager_ops(run, x)  # and the compiled shape still runs compiled
     assert _graphs() == before + 1
 
-    # What compiling produced lies under $PIX2PIX_CACHE, for the next start.
-    libraries = list((shared_cache / "backends" / "inductor").rglob("*.so"))
-    assert libraries, "no compiled kernels in the cache"
+    # What compiling produced lies under $PIX2PIX_CACHE, and a second start loads it: no
+    # compiling, the same output.
+    assert package.is_relative_to(shared_cache)
+    again = _candidate(name).build(_ctx(model))
+    assert _graphs() == before + 1
+    assert torch.equal(again(x), run(x))
+    assert not _runs_eager_ops(again, x)
+
+
+@needs_cxx
+def test_a_damaged_package_is_compiled_again(shared_cache: Path) -> None:
+    model = _model()
+    run = _candidate("inductor-fp32").build(_ctx(model))  # compiled, or loaded from the cache
+    package = backends.package_path(_ctx(model), False)
+    package.write_bytes(package.read_bytes()[:1000])  # cut short, as by a full disk
+    before = _graphs()
+    again = _candidate("inductor-fp32").build(_ctx(model))
+    assert _graphs() == before + 1 and package.is_file()
+    x = backends.test_input(SHAPE)
+    assert torch.equal(again(x), run(x))
+    # another machine, torch or model code is another package, never this one
+    other = backends.Context(model, torch.device("cpu"), True, OTHER, backends.model_hash(model))
+    assert backends.package_path(other, False) != package
+    assert backends.package_path(_ctx(model), True) != package
 
 
 @needs_cxx
@@ -216,15 +241,15 @@ def test_compiling_waits_for_an_onnx_export_in_another_thread() -> None:
     from pix2pix import export
 
     done: list[backends.Runner] = []
+    model = tiny_model("edges", seed=7)  # not compiled by another test: this build must trace
     builder = threading.Thread(
-        target=lambda: done.append(_candidate("inductor-fp32").build(_ctx(_model())))
+        target=lambda: done.append(_candidate("inductor-fp32").build(_ctx(model)))
     )
-    stats = torch._dynamo.utils.counters["stats"]  # calls_captured: ops dynamo has traced
     with export.TRACE_LOCK:  # as an export in progress holds it
-        before = stats["calls_captured"]
+        before = _graphs()
         builder.start()
-        builder.join(timeout=3.0)  # without the lock dynamo traces within a second
-        assert stats["calls_captured"] == before, "the compiled candidate traced during an export"
+        builder.join(timeout=3.0)  # without the lock torch.export traces within a second
+        assert _graphs() == before, "the compiled candidate compiled during an export"
         assert builder.is_alive() and not done
     builder.join(timeout=600)
     assert done, "the compiled candidate did not build once the export ended"
