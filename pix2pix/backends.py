@@ -22,14 +22,14 @@ the building thread: for a 256-px U-Net on 2 AMD EPYC vCPUs 15-25 s (the paper's
 (lineart2color, whose 96 hint-propagation rounds are about 200 loops). The package is kept in
 ``package_path`` (``<cache>/compiled``, keyed by the weights, the code, the shape, the precision,
 the CPU, the threads and torch's version), and a later start loads it in about a second instead of
-compiling (PERFORMANCE, entry 38); inductor's own files go to ``inductor_cache_dir()``. The app
-never builds one on a request's thread: it measures in the background (``pix2pix.app.service``) and
-serves on PyTorch's rule-of-thumb path until then. Other shapes never compile: an input of another
-shape runs the same copy uncompiled (bf16) or its packed oneDNN twin (fp32), at eager speed. So the
-worst case is one compilation per runner, whatever the inputs. No C++ compiler (``cxx_compiler``)
-or a Python that ``torch.compile`` does not support makes them ``Unavailable``. On CUDA they are
-not offered: fp16 and CUDA graphs are measured there, and ZeroGPU Spaces do not support
-``torch.compile``.
+compiling (PERFORMANCE, entry 38); once ``choose`` has measured, only the chosen candidate's
+package is kept; inductor's own files go to ``inductor_cache_dir()``. The app never builds one on a
+request's thread: it measures in the background (``pix2pix.app.service``) and serves on PyTorch's
+rule-of-thumb path until then. Other shapes never compile: an input of another shape runs the same
+copy uncompiled (bf16) or its packed oneDNN twin (fp32), at eager speed. So the worst case is one
+compilation per runner, whatever the inputs. No C++ compiler (``cxx_compiler``) or a Python that
+``torch.compile`` does not support makes them ``Unavailable``. On CUDA they are not offered: fp16
+and CUDA graphs are measured there, and ZeroGPU Spaces do not support ``torch.compile``.
 
 ``choose`` builds the available candidates, runs each on a test input of the real shape, drops
 those whose output is below ``MIN_PSNR`` dB against fp32 eager, times the rest (each with the
@@ -863,6 +863,10 @@ def choose(
         measurements=[results[c.name] for c in ordered if c.name in results],
         when=time.strftime("%Y-%m-%d %H:%M:%S"),
     )
+    # A compiled package that lost is dead weight on disk (5-220 MB): only the choice is built
+    # at the next start.
+    for name in set(COMPILED) & set(results) - {best}:
+        package_path(ctx, name == "inductor-bf16-channels-last").unlink(missing_ok=True)
     return choice, {best: runners[best]}
 
 

@@ -341,3 +341,19 @@ def test_the_app_never_compiles_on_a_request_thread(
     assert np.abs(np.asarray(before, np.int16) - np.asarray(after, np.int16)).max() <= 1
     translator(Image.new("RGB", (256, 128), "white"))  # another shape: eager, no compiling
     assert _graphs() == graphs and compiled_on == ["pix2pix-backend-measurer"]
+
+
+@needs_cxx
+def test_only_the_chosen_compiled_package_stays_on_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Run last in this module: it removes the packages that lose.
+    monkeypatch.setattr(backends, "native_bf16", lambda: True)
+    ctx = _ctx(_model())
+    names = [backends.BASELINE, *backends.COMPILED]
+    choice, _ = backends.choose(ctx, [_candidate(n) for n in names], rounds=2)
+    built = {m.name for m in choice.measurements if m.status == "ok"}
+    assert set(backends.COMPILED) <= built, choice.measurements
+    on_disk = {
+        n for n in backends.COMPILED
+        if backends.package_path(ctx, n == "inductor-bf16-channels-last").is_file()
+    }  # fmt: skip
+    assert on_disk == {choice.name} & set(backends.COMPILED), (choice.name, on_disk)
