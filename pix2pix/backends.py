@@ -579,7 +579,6 @@ def phase_small_transposed(model: nn.Module) -> nn.Module:
 
 # freezing: parameters become constants, convolution weights pre-packed for oneDNN.
 INDUCTOR_OPTIONS = {"freezing": True}
-PACKAGE_VERSION = 1  # part of a compiled package's key: bump when what is exported changes
 
 # The packages this process compiled, in order (a second start compiles none).
 compiled_packages: list[Path] = []
@@ -588,11 +587,13 @@ compiled_packages: list[Path] = []
 def package_path(ctx: Context, bf16: bool) -> Path:
     """Where the compiled package of ``ctx``'s model for this machine is kept:
     ``<cache>/compiled/<key>.pt2``, the key a hash of the model (``model_hash``: weights and the
-    code that runs them), the input shape, the precision, the test mode, the machine
-    (``machine_key``: CPU flags, threads, torch version) and ``INDUCTOR_OPTIONS``; a package
-    built for another CPU or torch is never loaded."""
+    code that runs them), this file (how the copy is prepared), the input shape, the
+    precision, the test mode, the machine (``machine_key``: CPU flags, threads, torch version)
+    and ``INDUCTOR_OPTIONS``; a package built for another CPU, torch or version of this code is
+    never loaded."""
     key = {
-        "version": PACKAGE_VERSION,
+        # this file too: how the twin is prepared (phase form, layout) changes the package
+        "backends": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
         "model": ctx.model_hash,
         "shape": list(ctx.shape),
         "bf16": bf16,
