@@ -23,6 +23,9 @@ _ours = logging.getLogger("pix2pix")
 _ours.setLevel(logging.INFO)
 _ours.addHandler(_handler)
 _ours.propagate = False
+# torch warns at every start of a CPU-only machine that it found no CUDA runtime when inductor
+# loads its C++ builder (the compiled candidates): true, and irrelevant to the CPU kernels.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 demo = build_demo()
 

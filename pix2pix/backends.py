@@ -605,13 +605,18 @@ def package_path(ctx: Context, bf16: bool) -> Path:
     return cache_dir() / "compiled" / f"{digest[:32]}.pt2"
 
 
-def _compile_package(twin: nn.Module, example: torch.Tensor, path: Path) -> None:
+def _compile_package(twin: nn.Module, example: torch.Tensor, path: Path, bf16: bool) -> None:
     """Export ``twin`` on ``example`` (the graph ``torch.compile`` would trace:
     ``networks.compiled_export``) and compile it with AOTInductor into the package ``path``,
     written under a temporary name and renamed, so a concurrent start never loads half a file."""
     from pix2pix.export import TRACE_LOCK
 
     inductor_cache_dir()
+    what = "bf16 channels-last" if bf16 else "fp32"
+    shape = "x".join(map(str, example.shape))
+    log.info("compiling the %s candidate for %s (AOTInductor; once per model, shape and "
+             "machine, kept for the next start) ...", what, shape)  # fmt: skip
+    started = time.perf_counter()
     with TRACE_LOCK, torch.no_grad(), networks.compiled_export():
         exported = torch.export.export(twin, (example,))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -625,6 +630,8 @@ def _compile_package(twin: nn.Module, example: torch.Tensor, path: Path) -> None
     finally:
         partial.unlink(missing_ok=True)
     compiled_packages.append(path)
+    log.info("compiled the %s candidate for %s in %.0f s: %s", what, shape,
+             time.perf_counter() - started, path)  # fmt: skip
 
 
 def _load_package(path: Path) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -683,7 +690,7 @@ def _compiled(ctx: Context, *, bf16: bool) -> Runner:
     if compiled is None:
         # Only what compiles gets the phase form: the packed copy keeps its own last-layer GEMM.
         exported = phase_small_transposed(copy.deepcopy(twin)).to(memory_format=layout)
-        _compile_package(exported, prepare(test_input(shape).to(ctx.device)), path)
+        _compile_package(exported, prepare(test_input(shape).to(ctx.device)), path, bf16)
         compiled = _load_package(path)
         if compiled is None:
             raise Unavailable(f"the package compiled for this model did not load ({path})")

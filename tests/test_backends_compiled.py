@@ -9,6 +9,8 @@ package."""
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 from pathlib import Path
 
@@ -189,14 +191,21 @@ def test_the_compiled_candidate_matches_fp32_and_compiles_once(
 
 
 @needs_cxx
-def test_a_damaged_package_is_compiled_again(shared_cache: Path) -> None:
+def test_a_damaged_package_is_compiled_again(
+    shared_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     model = _model()
     run = _candidate("inductor-fp32").build(_ctx(model))  # compiled, or loaded from the cache
     package = backends.package_path(_ctx(model), False)
     package.write_bytes(package.read_bytes()[:1000])  # cut short, as by a full disk
     before = _graphs()
-    again = _candidate("inductor-fp32").build(_ctx(model))
+    with caplog.at_level(logging.INFO, logger="pix2pix.backends"):
+        again = _candidate("inductor-fp32").build(_ctx(model))
     assert _graphs() == before + 1 and package.is_file()
+    said = caplog.text  # the log says what happened: not loaded, compiled again, how long
+    assert f"compiled package {package} did not load" in said and "compiling it again" in said
+    assert "compiling the fp32 candidate for 1x3x128x128" in said
+    assert re.search(r"compiled the fp32 candidate for 1x3x128x128 in \d+ s", said)
     x = backends.test_input(SHAPE)
     assert torch.equal(again(x), run(x))
     # another machine, torch or model code is another package, never this one
