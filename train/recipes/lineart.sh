@@ -198,6 +198,7 @@ case "${1:-}" in
       --model "session 11=$RUNS/previous-9175958/checkpoints/lineart2color" \
       --model "recolour (v7, not shipped)=$RUNS/$RUN-v7" \
       --model "session 12 (shipped)=checkpoints/lineart2color"
+    $PY -m train.colour_baselines --data "$DATA" --results docs/RESULTS.md  # the no-hint floor
     ;;
   *) echo "usage: $0 data | train | finetune | hints | propagate | recolour | grey | region | commit | bins | export | report" >&2; exit 2 ;;
 esac
