@@ -354,3 +354,21 @@ def test_bad_hint_propagation_options_are_refused(
     with pytest.raises(SystemExit):
         parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "o"), *extra])
     assert message in capsys.readouterr().err
+
+
+def test_the_compiled_input_layout_holds_the_same_values() -> None:
+    # What a compiled bf16 channels-last generator reads (networks.compiled_export: the graph
+    # inductor compiles) is the eager concatenation, value for value, laid out channels-last.
+    hints = networks.HintPropagation(steps=8)
+    x = torch.ones(2, 3, 64, 64)
+    x[:, :, 20:23, :] = -1  # a line across
+    x[0, :, 30:40, 30:40] = torch.tensor([0.8, -0.6, -0.6])[:, None, None]  # a red dab
+    x[1, :, 5:15, 5:15] = torch.tensor([-0.6, -0.6, 0.8])[:, None, None]  # a blue one
+    want = torch.cat([x, hints(x)], 1).to(torch.bfloat16)
+    with networks.compiled_export():
+        got = hints.beside_channels_last(x, torch.bfloat16)
+        near = networks._nearest(hints.cells(x), 4)  # a broadcast there, not interpolate
+    assert torch.equal(got, want)
+    assert got.is_contiguous(memory_format=torch.channels_last) and not got.is_contiguous()
+    assert torch.equal(near, hints(x))
+    assert (hints(x)[:, 3] > 0).any()  # a dab's colour reached something
