@@ -678,12 +678,13 @@ def _compiled(ctx: Context, *, bf16: bool) -> Runner:
     # what runs before any measurement.
     fallback = twin if bf16 else onednn.packed_copy(twin)
     shape = tuple(ctx.shape)
+    in_dtype, in_layout = dtype, layout
     if networks.reads_fp32_input(twin):  # it casts after reading the pixels itself
-        dtype, layout = torch.float32, torch.contiguous_format
+        in_dtype, in_layout = torch.float32, torch.contiguous_format
 
     def prepare(x: torch.Tensor) -> torch.Tensor:
         # A new tensor with the strides the package was compiled for (it does not check them).
-        return x.to(dtype=dtype, memory_format=layout, copy=True)
+        return x.to(dtype=in_dtype, memory_format=in_layout, copy=True)
 
     path = package_path(ctx, bf16)
     compiled = _load_package(path) if path.is_file() else None

@@ -243,6 +243,34 @@ def test_a_compiled_hint_generator_takes_drawings_with_and_without_dabs() -> Non
 
 
 @needs_cxx
+def test_a_compiled_bf16_hint_generator_reads_its_input_channels_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The package is compiled from the bf16 channels-last copy (its pixels are read in fp32,
+    # contiguous): the generator then builds its 7-channel input in the first convolution's
+    # channels-last layout (HintPropagation.beside_channels_last), and matches fp32.
+    monkeypatch.setattr(backends, "native_bf16", lambda: True)
+    calls: list[torch.Size] = []
+    beside = networks.HintPropagation.beside_channels_last
+
+    def recorded(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        calls.append(x.shape)
+        return beside(self, x, dtype)
+
+    monkeypatch.setattr(networks.HintPropagation, "beside_channels_last", recorded)
+    torch.manual_seed(5)
+    model = networks.create_generator("unet_128", ngf=4, hint_propagation=4)
+    networks.init_weights(model)
+    model.eval()
+    run = _candidate("inductor-bf16-channels-last").build(_ctx(model))
+    assert calls, "the exported graph did not build its input channels-last"
+    x = torch.ones(SHAPE)
+    x[..., 60:63, :] = -1
+    x[0, :, 20:30, 20:30] = torch.tensor([0.8, -0.6, -0.6])[:, None, None]
+    assert backends.psnr(run(x), _fp32(model, x)) >= backends.MIN_PSNR
+
+
+@needs_cxx
 def test_compiling_waits_for_an_onnx_export_in_another_thread() -> None:
     """torch.export and dynamo share process-wide trace state: the app's ONNX export for browsers
     and its compiled-candidate measurement, both in background threads, raced into
