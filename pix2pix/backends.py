@@ -584,6 +584,11 @@ INDUCTOR_OPTIONS = {"freezing": True}
 compiled_packages: list[Path] = []
 
 
+@functools.cache
+def _this_file_hash() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
 def package_path(ctx: Context, bf16: bool) -> Path:
     """Where the compiled package of ``ctx``'s model for this machine is kept:
     ``<cache>/compiled/<key>.pt2``, the key a hash of the model (``model_hash``: weights and the
@@ -593,7 +598,7 @@ def package_path(ctx: Context, bf16: bool) -> Path:
     never loaded."""
     key = {
         # this file too: how the twin is prepared (phase form, layout) changes the package
-        "backends": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16],
+        "backends": _this_file_hash(),
         "model": ctx.model_hash,
         "shape": list(ctx.shape),
         "bf16": bf16,

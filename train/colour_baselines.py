@@ -34,6 +34,7 @@ from PIL import Image, ImageFilter
 
 from pix2pix.imageio import read_image
 from train import regions as R
+from train.report_colour import replace_section, rgb256
 
 
 def geometric_median(points: np.ndarray, *, iterations: int = 200) -> np.ndarray:
@@ -68,8 +69,7 @@ def region_colours(data: Path, split: str, *, step: int = 1) -> tuple[np.ndarray
 
 
 def _read(path: Path) -> np.ndarray:
-    image = read_image(path).convert("RGB").resize((256, 256), Image.Resampling.BICUBIC)
-    return np.asarray(image)
+    return rgb256(read_image(path))
 
 
 def _lab_of(rgb: np.ndarray) -> np.ndarray:
@@ -185,8 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     text = table(args.data, step=max(args.step, 1))
     print(text)
     if args.results:
-        from train.report_colour import replace_section
-
         command = f"python -m train.colour_baselines --data {args.data} --step {args.step}"
         section = f"### One colour for every region: the no-hint metric's floor\n\n`{command}`\n\n"
         replace_section(args.results, section + text, name="colour-baselines")

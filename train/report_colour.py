@@ -279,7 +279,8 @@ def score_drawing(
     scores.target_energy.append(e_tgt)
 
 
-def _rgb(img: Image.Image) -> np.ndarray:
+def rgb256(img: Image.Image) -> np.ndarray:
+    """``img`` as the metric reads it: RGB, resized to 256 x 256 (bicubic), (256, 256, 3) uint8."""
     return np.asarray(img.convert("RGB").resize((256, 256), Image.Resampling.BICUBIC))
 
 
@@ -305,8 +306,8 @@ def evaluate(
     target_hues: list[tuple[str, str]] = []  # (file, the target's dominant hue)
     shown: dict[str, list[Image.Image]] = {}
     for n, name in enumerate(tqdm(files, desc="test drawings")):
-        art = _rgb(read_image(data / "test" / "A" / name))
-        target = _rgb(read_image(data / "test" / "B" / name))
+        art = rgb256(read_image(data / "test" / "A" / name))
+        target = rgb256(read_image(data / "test" / "B" / name))
         regions = R.find_regions(art)
         if regions.count == 0:
             continue
@@ -323,8 +324,8 @@ def evaluate(
         row = [Image.fromarray(art)]
         dabbed_outputs = []
         for model, translate in translators.items():
-            outs = tuple(_rgb(translate(Image.fromarray(a))) for a in (art, dabbed_art, soft_art))
-            other = (_rgb(translate(Image.fromarray(other_art))), other_target)
+            outs = tuple(rgb256(translate(Image.fromarray(a))) for a in (art, dabbed_art, soft_art))
+            other = (rgb256(translate(Image.fromarray(other_art))), other_target)
             for subset in subsets:
                 if subset == "all" or sets[name] == subset:
                     score_drawing(
@@ -371,15 +372,15 @@ def doodles(folder: Path, figures: Path) -> str:
             continue
         images = [read_image(f) for f in files]
         rows.append(images)
-        art = _rgb(images[0])
+        art = rgb256(images[0])
         regions = R.find_regions(art)
         label = regions.full[int(stroke[0][1] * 256), int(stroke[0][0] * 256)]
         if label == 0:
             lines.append(f"| {name} | {swatch} | not in a closed shape | |")
             continue
         want = R.to_lab(np.array([[int(value[i : i + 2], 16) for i in (1, 3, 5)]], np.uint8))[0]
-        before = R.region_means(_rgb(images[1]), regions)[label - 1]
-        after = R.region_means(_rgb(images[3]), regions)[label - 1]
+        before = R.region_means(rgb256(images[1]), regions)[label - 1]
+        after = R.region_means(rgb256(images[3]), regions)[label - 1]
         lines.append(
             f"| {name} | {swatch} | {R.delta_e(before, want):.1f} | {R.delta_e(after, want):.1f} |"
         )
