@@ -18,8 +18,10 @@ no guards to check and no Python wrapper. They are measured where compiling pays
 the background, and where asked for (``default_candidates(device, compiled=True)`` passed as a
 ``Translator``'s ``candidates``, or named in ``$PIX2PIX_BACKENDS``), not by default in a command or
 script whose process may only translate a few images. Building it the first time compiles it, on
-the building thread: for a 256-px U-Net on 2 AMD EPYC vCPUs 15-25 s (the paper's) to 70-90 s
-(lineart2color, whose 96 hint-propagation rounds are about 200 loops). The package is kept in
+the building thread: for a 256-px U-Net on 2 AMD EPYC vCPUs 12-25 s (lineart2color, the
+paper's). A generator with a hint propagation calls its rounds in a native kernel
+(``pix2pix.hint_spread``, built once per CPU in under a second with the same compiler): inductor's
+own code for its 96 rounds took 50-90 s to compile and ran 4x slower. The package is kept in
 ``package_path`` (``<cache>/compiled``, keyed by the weights, the code, the shape, the precision,
 the CPU, the threads and torch's version), and a later start loads it in about a second instead of
 compiling (PERFORMANCE, entry 38); once ``choose`` has measured, only the chosen candidate's
@@ -589,12 +591,13 @@ def _this_file_hash() -> str:
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
-def package_path(ctx: Context, bf16: bool) -> Path:
+def package_path(ctx: Context, bf16: bool, spread: str | None = None) -> Path:
     """Where the compiled package of ``ctx``'s model for this machine is kept:
     ``<cache>/compiled/<key>.pt2``, the key a hash of the model (``model_hash``: weights and the
     code that runs them), this file (how the copy is prepared), the input shape, the
     precision, the test mode, the machine (``machine_key``: CPU flags, threads, torch version)
-    and ``INDUCTOR_OPTIONS``; a package built for another CPU, torch or version of this code is
+    and ``INDUCTOR_OPTIONS``, and ``spread`` (the native hint-propagation kernel's library, when
+    the graph calls it); a package built for another CPU, torch or version of this code is
     never loaded."""
     key = {
         # this file too: how the twin is prepared (phase form, layout) changes the package
@@ -606,13 +609,18 @@ def package_path(ctx: Context, bf16: bool) -> Path:
         "machine": machine_key(ctx.device),
         "options": INDUCTOR_OPTIONS,  # (a copy goes to AOTInductor, which adds its own keys)
     }
+    if spread is not None:
+        key["spread"] = spread
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
     return cache_dir() / "compiled" / f"{digest[:32]}.pt2"
 
 
-def _compile_package(twin: nn.Module, example: torch.Tensor, path: Path, bf16: bool) -> None:
+def _compile_package(
+    twin: nn.Module, example: torch.Tensor, path: Path, bf16: bool, *, native_spread: bool
+) -> None:
     """Export ``twin`` on ``example`` (the graph ``torch.compile`` would trace:
-    ``networks.compiled_export``) and compile it with AOTInductor into the package ``path``,
+    ``networks.compiled_export``, with ``pix2pix::hint_spread`` for the hint propagation's
+    rounds when ``native_spread``) and compile it with AOTInductor into the package ``path``,
     written under a temporary name and renamed, so a concurrent start never loads half a file."""
     from pix2pix.export import TRACE_LOCK
 
@@ -622,7 +630,8 @@ def _compile_package(twin: nn.Module, example: torch.Tensor, path: Path, bf16: b
     log.info("compiling the %s candidate for %s (AOTInductor; once per model, shape and "
              "machine, kept for the next start) ...", what, shape)  # fmt: skip
     started = time.perf_counter()
-    with TRACE_LOCK, torch.no_grad(), networks.compiled_export():
+    spread = torch.ops.pix2pix.hint_spread if native_spread else None
+    with TRACE_LOCK, torch.no_grad(), networks.compiled_export(spread):
         exported = torch.export.export(twin, (example,))
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.partial.pt2")
@@ -691,12 +700,14 @@ def _compiled(ctx: Context, *, bf16: bool) -> Runner:
         # A new tensor with the strides the package was compiled for (it does not check them).
         return x.to(dtype=in_dtype, memory_format=in_layout, copy=True)
 
-    path = package_path(ctx, bf16)
+    spread = _native_spread(ctx.model)
+    path = package_path(ctx, bf16, spread)
     compiled = _load_package(path) if path.is_file() else None
     if compiled is None:
         # Only what compiles gets the phase form: the packed copy keeps its own last-layer GEMM.
         exported = phase_small_transposed(copy.deepcopy(twin)).to(memory_format=layout)
-        _compile_package(exported, prepare(test_input(shape).to(ctx.device)), path, bf16)
+        example = prepare(test_input(shape).to(ctx.device))
+        _compile_package(exported, example, path, bf16, native_spread=spread is not None)
         compiled = _load_package(path)
         if compiled is None:
             raise Unavailable(f"the package compiled for this model did not load ({path})")
@@ -712,6 +723,21 @@ def _compiled(ctx: Context, *, bf16: bool) -> Runner:
             return fallback(prepare(x)).float()
 
     return run
+
+
+def _native_spread(model: nn.Module) -> str | None:
+    """The name of the native hint-propagation library the compiled graph of ``model`` calls
+    (``pix2pix.hint_spread``), built and loaded now; None for a model without a hint
+    propagation, or where the library could not be built (the graph then runs the rounds
+    itself, as ``torch.compile`` would)."""
+    if not any(isinstance(m, networks.HintPropagation) for m in model.modules()):
+        return None
+    from pix2pix import hint_spread
+
+    compiler, folder = cxx_compiler(), cache_dir() / "native"
+    if compiler is None or not hint_spread.load(compiler, folder, cpu_info()):
+        return None
+    return hint_spread.library_path(compiler, folder, cpu_info()).name
 
 
 def _inductor_fp32(ctx: Context) -> Runner:

@@ -174,7 +174,8 @@ class HintPropagation(nn.Module):
     cells along paths between lines and never through one. Where two dabs share a shape their
     colours blend where they meet. A drawing without a source skips the rounds, which would leave
     its all-zero state as it is (under ``torch.compile`` or ``compiled_export`` a ``torch.cond``
-    chooses per call; an exported graph for ONNX always runs them).
+    chooses per call, and ``compiled_export`` may hand the rounds to a native kernel; an exported
+    graph for ONNX always runs them).
 
     Returns (B, 4, H, W) in [-1, 1], in the input's dtype (computed in fp32 whatever that is):
     the spread colour (0 where none reached) and the reach (1 reached, -1 not), upsampled by
@@ -244,11 +245,15 @@ class HintPropagation(nn.Module):
             # branch's graph does not expect (torch 2.14); a 1-D tensor has one layout.
             # The branch closes over sizes only: a tensor in its closure becomes an operand,
             # which torch.export refuses as a possible alias of the output.
+            # A native kernel given to compiled_export runs the rounds as one call.
             seed_shape, gate_shape = tuple(seed.shape), tuple(gate.shape)
+            native = getattr(_for_inductor, "spread", None)
 
             def spread_flat(seed_flat: torch.Tensor, gate_flat: torch.Tensor) -> torch.Tensor:
-                state = self._spread(seed_flat.view(seed_shape), gate_flat.view(gate_shape))
-                return state.reshape(-1)
+                seed, gate = seed_flat.view(seed_shape), gate_flat.view(gate_shape)
+                if native is not None:
+                    return native(seed, gate, self.steps).reshape(-1)
+                return self._spread(seed, gate).reshape(-1)
 
             operands = (seed.reshape(-1), gate.reshape(-1))
             state = torch.cond(source.any(), spread_flat, _no_spread, operands).view(seed.shape)
@@ -381,17 +386,24 @@ _for_inductor = threading.local()
 
 
 @contextlib.contextmanager
-def compiled_export() -> Iterator[None]:
+def compiled_export(
+    spread: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] | None = None,
+) -> Iterator[None]:
     """Within it (this thread), a ``torch.export`` of a generator traces the graph that
     ``torch.compile`` would (a ``torch.cond`` that skips the hint propagation's rounds without a
     dab, the channels-last input), for AOTInductor; outside it an export traces the graph ONNX
-    runs best."""
-    before = getattr(_for_inductor, "on", False)
-    _for_inductor.on = True
+    runs best.
+
+    ``spread``: an operator that computes ``HintPropagation._spread(seed, gate)`` with the given
+    number of rounds, values identical, skipping them for an image without a source (the
+    compiled candidates pass ``pix2pix.hint_spread``'s native kernel); traced as one call
+    instead of the ``torch.cond`` and its rounds."""
+    before = getattr(_for_inductor, "on", False), getattr(_for_inductor, "spread", None)
+    _for_inductor.on, _for_inductor.spread = True, spread
     try:
         yield
     finally:
-        _for_inductor.on = before
+        _for_inductor.on, _for_inductor.spread = before
 
 
 def _no_spread(seed: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:

@@ -214,10 +214,26 @@ def test_a_damaged_package_is_compiled_again(
     assert backends.package_path(_ctx(model), True) != package
 
 
+class _CountingKernel:
+    """Stands in for the loaded native library: counts the calls, then runs the real kernel."""
+
+    def __init__(self, real: object) -> None:
+        self.real, self.calls = real, 0
+
+    def hint_spread(self, *args: object) -> int:
+        self.calls += 1
+        return self.real.hint_spread(*args)
+
+
 @needs_cxx
-def test_a_compiled_hint_generator_takes_drawings_with_and_without_dabs() -> None:
+def test_a_compiled_hint_generator_takes_drawings_with_and_without_dabs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # HintPropagation skips its rounds when no dab starts them: compiled, a torch.cond chooses
     # per call, in the one graph compiled for the shape (no recompiling when a dab appears).
+    # With a dab the package runs them in the native kernel (pix2pix.hint_spread), built here.
+    from pix2pix import hint_spread
+
     torch.manual_seed(3)
     model = networks.create_generator("unet_128", ngf=4, hint_propagation=12)
     networks.init_weights(model)
@@ -232,9 +248,14 @@ def test_a_compiled_hint_generator_takes_drawings_with_and_without_dabs() -> Non
     before = _graphs()
     run = _candidate("inductor-fp32").build(_ctx(model))
     assert _graphs() == before + 1
+    assert hint_spread.loaded()
+    kernel = _CountingKernel(hint_spread._library)
+    monkeypatch.setattr(hint_spread, "_library", kernel)
     outs = {}
     for name, x in (("plain", plain), ("dabbed", dabbed), ("plain again", plain)):
+        kernel.calls = 0
         outs[name] = run(x)
+        assert kernel.calls == (name == "dabbed"), name
         assert backends.psnr(outs[name], _fp32(model, x)) >= 60, name
         assert not _runs_eager_ops(run, x), name
     assert _graphs() == before + 1
