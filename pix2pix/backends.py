@@ -734,10 +734,10 @@ def _native_spread(model: nn.Module) -> str | None:
         return None
     from pix2pix import hint_spread
 
-    compiler, folder = cxx_compiler(), cache_dir() / "native"
-    if compiler is None or not hint_spread.load(compiler, folder, cpu_info()):
+    compiler, folder, avx512 = cxx_compiler(), cache_dir() / "native", avx512_off() is None
+    if compiler is None or not hint_spread.load(compiler, folder, cpu_info(), avx512=avx512):
         return None
-    return hint_spread.library_path(compiler, folder, cpu_info()).name
+    return hint_spread.library_path(compiler, folder, cpu_info(), avx512=avx512).name
 
 
 def _inductor_fp32(ctx: Context) -> Runner:

@@ -41,13 +41,19 @@ _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 
 
-def library_path(compiler: str, folder: Path, cpu: Any) -> Path:
+def flags(*, avx512: bool = True) -> tuple[str, ...]:
+    """The compiler's flags: ``FLAGS``, and ``-mno-avx512f`` where the rest of PyTorch is kept
+    below AVX-512 (``backends.avx512_off``), so the kernel does not use what the rest may not."""
+    return FLAGS if avx512 else (*FLAGS, "-mno-avx512f")
+
+
+def library_path(compiler: str, folder: Path, cpu: Any, *, avx512: bool = True) -> Path:
     """Where the kernel built by ``compiler`` for the CPU described by ``cpu`` (any JSON value:
     its model and flags) is kept in ``folder``: the name hashes the source, the flags, the
     compiler's path and the CPU, so a library built for another CPU is never loaded."""
     key = {
         "source": hashlib.sha256(SOURCE.read_bytes()).hexdigest(),
-        "flags": FLAGS,
+        "flags": flags(avx512=avx512),
         "compiler": compiler,
         "cpu": cpu,
         "platform": sys.platform,
@@ -56,10 +62,11 @@ def library_path(compiler: str, folder: Path, cpu: Any) -> Path:
     return folder / f"hint_spread-{digest[:24]}.so"
 
 
-def load(compiler: str, folder: Path, cpu: Any) -> bool:
-    """Build the kernel if ``folder`` does not hold it yet, load it, and say whether the
-    operator now runs it. A failure (no compiler that takes GCC's flags, a build error, a library
-    that does not load) is logged with its reason and leaves the operator on PyTorch's rounds."""
+def load(compiler: str, folder: Path, cpu: Any, *, avx512: bool = True) -> bool:
+    """Build the kernel if ``folder`` does not hold it yet (with AVX-512 where the CPU has it,
+    unless ``avx512`` is False), load it, and say whether the operator now runs it. A failure
+    (no compiler that takes GCC's flags, a build error, a library that does not load) is logged
+    with its reason and leaves the operator on PyTorch's rounds."""
     global _library
     with _lock:
         if _library is not None:
@@ -67,10 +74,10 @@ def load(compiler: str, folder: Path, cpu: Any) -> bool:
         if sys.platform == "win32":
             log.info("the native hint-propagation kernel is not built on Windows (GCC's flags)")
             return False
-        path = library_path(compiler, folder, cpu)
+        path = library_path(compiler, folder, cpu, avx512=avx512)
         try:
             if not path.is_file():
-                _build(compiler, path)
+                _build(compiler, path, flags(avx512=avx512))
             lib = ctypes.CDLL(str(path))
         except (OSError, subprocess.SubprocessError, RuntimeError) as error:
             log.warning("hint propagation stays on PyTorch's rounds: %s", error)
@@ -86,13 +93,13 @@ def loaded() -> bool:
     return _library is not None
 
 
-def _build(compiler: str, path: Path) -> None:
+def _build(compiler: str, path: Path, options: tuple[str, ...]) -> None:
     """Compile ``SOURCE`` into ``path``, under a temporary name renamed at the end, so a
     concurrent process never loads half a library. Raises RuntimeError with the compiler's
     message when it fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.partial.so")
-    command = [compiler, *FLAGS, "-x", "c++", str(SOURCE), "-o", str(partial)]
+    command = [compiler, *options, "-x", "c++", str(SOURCE), "-o", str(partial)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:

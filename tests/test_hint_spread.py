@@ -109,3 +109,25 @@ def test_an_export_for_inductor_calls_the_given_kernel_only_with_a_dab() -> None
     with torch.no_grad():
         for x in (plain, dabbed):
             assert torch.allclose(program.module()(x), g(x), atol=1e-6)
+
+
+@needs_cxx
+@pytest.mark.usefixtures("fresh")
+def test_with_avx512_switched_off_the_kernel_is_built_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # bench emulates an AVX2-only CPU by capping PyTorch and oneDNN (backends.avx512_off); the
+    # kernel then leaves AVX-512 out too, as -march=native would on such a CPU.
+    monkeypatch.setenv("PIX2PIX_CACHE", str(tmp_path))
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    g = networks.create_generator("unet_128", ngf=4, hint_propagation=6)
+    name = backends._native_spread(g)
+    folder, compiler = backends.cache_dir() / "native", backends.cxx_compiler()
+    capped = hint_spread.library_path(compiler, folder, backends.cpu_info(), avx512=False)
+    assert name == capped.name and capped.is_file()
+    assert capped != hint_spread.library_path(compiler, folder, backends.cpu_info())
+    assert "-mno-avx512f" in hint_spread.flags(avx512=False)
+    seed, gate = _grid(1, 32, 32, seed=3)
+    want = networks.HintPropagation(steps=20)._spread(seed, gate)
+    assert torch.equal(torch.ops.pix2pix.hint_spread(seed, gate, 20), want)
+    assert backends._native_spread(networks.create_generator("unet_128", ngf=4)) is None
