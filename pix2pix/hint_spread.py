@@ -66,7 +66,8 @@ def load(compiler: str, folder: Path, cpu: Any, *, avx512: bool = True) -> bool:
     """Build the kernel if ``folder`` does not hold it yet (with AVX-512 where the CPU has it,
     unless ``avx512`` is False), load it, and say whether the operator now runs it. A failure
     (no compiler that takes GCC's flags, a build error, a library that does not load) is logged
-    with its reason and leaves the operator on PyTorch's rounds."""
+    with its reason and leaves the operator on PyTorch's rounds. A kept library that does not
+    load (damaged) is removed and built again, once."""
     global _library
     with _lock:
         if _library is not None:
@@ -76,9 +77,15 @@ def load(compiler: str, folder: Path, cpu: Any, *, avx512: bool = True) -> bool:
             return False
         path = library_path(compiler, folder, cpu, avx512=avx512)
         try:
+            if path.is_file():
+                try:
+                    lib = ctypes.CDLL(str(path))
+                except OSError as error:
+                    log.warning("%s did not load (%s); building it again", path, error)
+                    path.unlink(missing_ok=True)
             if not path.is_file():
                 _build(compiler, path, flags(avx512=avx512))
-            lib = ctypes.CDLL(str(path))
+                lib = ctypes.CDLL(str(path))
         except (OSError, subprocess.SubprocessError, RuntimeError) as error:
             log.warning("hint propagation stays on PyTorch's rounds: %s", error)
             return False

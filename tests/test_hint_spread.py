@@ -131,3 +131,18 @@ def test_with_avx512_switched_off_the_kernel_is_built_without_it(
     want = networks.HintPropagation(steps=20)._spread(seed, gate)
     assert torch.equal(torch.ops.pix2pix.hint_spread(seed, gate, 20), want)
     assert backends._native_spread(networks.create_generator("unet_128", ngf=4)) is None
+
+
+@needs_cxx
+@pytest.mark.usefixtures("fresh")
+def test_a_damaged_library_is_built_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    compiler = backends.cxx_compiler()
+    path = hint_spread.library_path(compiler, tmp_path, CPU)
+    path.write_bytes(b"junk")  # cut short, or written by something else
+    with caplog.at_level(logging.WARNING, logger="pix2pix.hint_spread"):
+        assert hint_spread.load(compiler, tmp_path, CPU)
+    assert "did not load" in caplog.text and "building it again" in caplog.text
+    assert path.stat().st_size > 1000
+    seed, gate = _grid(1, 16, 16, seed=4)
+    want = networks.HintPropagation(steps=9)._spread(seed, gate)
+    assert torch.equal(torch.ops.pix2pix.hint_spread(seed, gate, 9), want)
