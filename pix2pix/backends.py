@@ -48,6 +48,7 @@ and a failure to build or a mismatch only removes them from the choice.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -63,7 +64,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -584,6 +585,19 @@ INDUCTOR_OPTIONS = {"freezing": True}
 
 # The packages this process compiled, in order (a second start compiles none).
 compiled_packages: list[Path] = []
+_naming = threading.local()
+
+
+@contextlib.contextmanager
+def model_named(name: str) -> Iterator[None]:
+    """Within it (this thread), the log lines about compiling name the model ``name`` (the app's
+    model id): the app measures several models one after another in the background."""
+    before = getattr(_naming, "name", None)
+    _naming.name = name
+    try:
+        yield
+    finally:
+        _naming.name = before
 
 
 @functools.cache
@@ -626,8 +640,12 @@ def _compile_package(
 
     inductor_cache_dir()
     what = "bf16 channels-last" if bf16 else "fp32"
+    if getattr(_naming, "name", None):
+        what = f"{what} candidate of {_naming.name},"
+    else:
+        what = f"{what} candidate"
     shape = "x".join(map(str, example.shape))
-    log.info("compiling the %s candidate for %s (AOTInductor; once per model, shape and "
+    log.info("compiling the %s for %s (AOTInductor; once per model, shape and "
              "machine, kept for the next start) ...", what, shape)  # fmt: skip
     started = time.perf_counter()
     spread = torch.ops.pix2pix.hint_spread if native_spread else None
@@ -644,7 +662,7 @@ def _compile_package(
     finally:
         partial.unlink(missing_ok=True)
     compiled_packages.append(path)
-    log.info("compiled the %s candidate for %s in %.0f s: %s", what, shape,
+    log.info("compiled the %s for %s in %.0f s: %s", what, shape,
              time.perf_counter() - started, path)  # fmt: skip
 
 

@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,7 @@ def _build(compiler: str, path: Path, options: tuple[str, ...]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.partial.so")
     command = [compiler, *options, "-x", "c++", str(SOURCE), "-o", str(partial)]
+    started = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
@@ -116,7 +118,8 @@ def _build(compiler: str, path: Path, options: tuple[str, ...]) -> None:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
-    log.info("built the native hint-propagation kernel: %s", path)
+    log.info("built the native hint-propagation kernel in %.1f s: %s",
+             time.perf_counter() - started, path)  # fmt: skip
 
 
 @torch.library.custom_op("pix2pix::hint_spread", mutates_args=())

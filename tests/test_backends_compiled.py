@@ -199,13 +199,13 @@ def test_a_damaged_package_is_compiled_again(
     package = backends.package_path(_ctx(model), False)
     package.write_bytes(package.read_bytes()[:1000])  # cut short, as by a full disk
     before = _graphs()
-    with caplog.at_level(logging.INFO, logger="pix2pix.backends"):
+    with caplog.at_level(logging.INFO, logger="pix2pix.backends"), backends.model_named("tiny"):
         again = _candidate("inductor-fp32").build(_ctx(model))
     assert _graphs() == before + 1 and package.is_file()
     said = caplog.text  # the log says what happened: not loaded, compiled again, how long
     assert f"compiled package {package} did not load" in said and "compiling it again" in said
-    assert "compiling the fp32 candidate for 1x3x128x128" in said
-    assert re.search(r"compiled the fp32 candidate for 1x3x128x128 in \d+ s", said)
+    assert "compiling the fp32 candidate of tiny, for 1x3x128x128" in said  # the app's model id
+    assert re.search(r"compiled the fp32 candidate of tiny, for 1x3x128x128 in \d+ s", said)
     x = backends.test_input(SHAPE)
     assert torch.equal(again(x), run(x))
     # another machine, torch or model code is another package, never this one
@@ -368,6 +368,7 @@ def test_the_app_never_compiles_on_a_request_thread(
 
     def recorded(ctx: backends.Context, *, bf16: bool) -> backends.Runner:
         compiled_on.append(threading.current_thread().name)
+        assert backends._naming.name == "tiny"  # its compile log lines name the model
         gate.wait(60)  # held until the request below has been answered
         return build(ctx, bf16=bf16)
 

@@ -191,7 +191,8 @@ class ModelStore:
             compiled = backends.default_candidates(self.device, compiled=True)
             twin = Translator(model, device=self.device, precision=self.precision,
                               norm=served.entry.norm, candidates=compiled)  # fmt: skip
-            twin(Image.new("RGB", (served.size, served.size), "white"))
+            with backends.model_named(model_id):
+                twin(Image.new("RGB", (served.size, served.size), "white"))
         except Exception as e:  # the rule-of-thumb path keeps serving
             log.warning("measuring the backends of %s failed: %s", model_id, e)
             return
