@@ -18,8 +18,8 @@ no guards to check and no Python wrapper. They are measured where compiling pays
 the background, and where asked for (``default_candidates(device, compiled=True)`` passed as a
 ``Translator``'s ``candidates``, or named in ``$PIX2PIX_BACKENDS``), not by default in a command or
 script whose process may only translate a few images. Building it the first time compiles it, on
-the building thread: for a 256-px U-Net on 2 AMD EPYC vCPUs 12-25 s (lineart2color, the
-paper's). A generator with a hint propagation calls its rounds in a native kernel
+the building thread: for a 256-px U-Net on 2 AMD EPYC vCPUs 12-25 s (lineart2color to the
+paper's generator). A generator with a hint propagation calls its rounds in a native kernel
 (``pix2pix.hint_spread``, built once per CPU in under a second with the same compiler): inductor's
 own code for its 96 rounds took 50-90 s to compile and ran 4x slower. The package is kept in
 ``package_path`` (``<cache>/compiled``, keyed by the weights, the code, the shape, the precision,

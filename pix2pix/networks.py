@@ -396,8 +396,8 @@ def compiled_export(
 
     ``spread``: an operator that computes ``HintPropagation._spread(seed, gate)`` with the given
     number of rounds, values identical, skipping them for an image without a source (the
-    compiled candidates pass ``pix2pix.hint_spread``'s native kernel); traced as one call
-    instead of the ``torch.cond`` and its rounds."""
+    compiled candidates pass ``pix2pix.hint_spread``'s native kernel): the ``torch.cond``'s
+    branch for a drawing with a dab then traces one call of it instead of the rounds."""
     before = getattr(_for_inductor, "on", False), getattr(_for_inductor, "spread", None)
     _for_inductor.on, _for_inductor.spread = True, spread
     try:
