@@ -173,3 +173,61 @@ def test_eval_mode_noise_is_seeded_and_restored() -> None:
     assert torch.equal(run(None), run(None))
     assert not torch.equal(run(None), run(1))
     assert all(m.generator is None for m in g.modules() if isinstance(m, networks.Dropout))
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+def test_the_skip_concatenation_hands_batchnorm_a_gradient_in_its_layout(layout: str) -> None:
+    # A U-Net level's up-path ends in a BatchNorm whose output is concatenated with the skip. In
+    # channels-last training (bf16) the concatenation's backward gave it a channel slice of the
+    # gradient, on which BatchNorm's backward is 7-12x slower (PERFORMANCE, entry 41); each part
+    # now gets a channels-last copy. The values are those of torch.cat's backward.
+    fmt = getattr(torch, f"{layout}_format" if layout == "contiguous" else layout)
+    seen: list[tuple[bool, bool]] = []
+
+    def shapes(g: torch.Tensor) -> None:
+        seen.append((g.is_contiguous(), g.is_contiguous(memory_format=torch.channels_last)))
+
+    grads = {}
+    for how in ("cat", "skip"):
+        torch.manual_seed(0)
+        x = torch.randn(2, 3, 8, 8).contiguous(memory_format=fmt).requires_grad_(True)
+        y = torch.randn(2, 5, 8, 8).contiguous(memory_format=fmt).requires_grad_(True)
+        x.register_hook(shapes)
+        y.register_hook(shapes)
+        out = torch.cat([x, y], 1) if how == "cat" else networks._SkipConcat.apply(x, y)
+        out.backward(torch.randn_like(out))  # randn_like keeps the output's layout
+        grads[how] = (x.grad, y.grad)
+    assert all(torch.equal(a, b) for a, b in zip(grads["cat"], grads["skip"], strict=True))
+    if layout == "channels_last":  # torch.cat's slices, then our channels-last parts
+        assert seen == [(False, False)] * 2 + [(False, True)] * 2
+    else:  # plain slices both times
+        assert seen == [(False, False)] * 4
+
+
+def test_a_channels_last_unet_trains_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The U-Net's skip concatenation (above) changes where gradients live, not their values.
+    torch.manual_seed(1)
+    g = networks.create_generator("unet_128", ngf=8).to(memory_format=torch.channels_last)
+    networks.init_weights(g)
+    x = torch.randn(2, 3, 128, 128).contiguous(memory_format=torch.channels_last)
+
+    def grads() -> list[torch.Tensor]:
+        g.zero_grad()
+        torch.manual_seed(2)  # the same dropout masks
+        g(x).square().mean().backward()
+        return [p.grad.clone() for p in g.parameters()]
+
+    calls, apply = [], networks._SkipConcat.apply
+    monkeypatch.setattr(networks._SkipConcat, "apply", lambda *a: calls.append(1) or apply(*a))
+    ours = grads()
+    assert len(calls) == 6  # every level but the outermost of unet_128's seven
+    monkeypatch.setattr(networks.UnetSkipConnectionBlock, "forward", _plain_forward)
+    plain = grads()
+    for a, b in zip(ours, plain, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def _plain_forward(self: networks.UnetSkipConnectionBlock, x: torch.Tensor) -> torch.Tensor:
+    if self.outermost or not self.skip:
+        return self.model(x)
+    return torch.cat([x, self.model(x)], 1)
