@@ -752,10 +752,12 @@ def _native_spread(model: nn.Module) -> str | None:
         return None
     from pix2pix import hint_spread
 
-    compiler, folder, avx512 = cxx_compiler(), cache_dir() / "native", avx512_off() is None
-    if compiler is None or not hint_spread.load(compiler, folder, cpu_info(), avx512=avx512):
+    compiler = cxx_compiler()
+    if compiler is None:
         return None
-    return hint_spread.library_path(compiler, folder, cpu_info(), avx512=avx512).name
+    avx512 = avx512_off() is None
+    library = hint_spread.load(compiler, cache_dir() / "native", cpu_info(), avx512=avx512)
+    return None if library is None else library.name
 
 
 def _inductor_fp32(ctx: Context) -> Runner:

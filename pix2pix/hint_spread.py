@@ -40,6 +40,7 @@ FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC")
 
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
+_loaded_from: Path | None = None  # the file _library came from
 
 
 def flags(*, avx512: bool = True) -> tuple[str, ...]:
@@ -63,19 +64,20 @@ def library_path(compiler: str, folder: Path, cpu: Any, *, avx512: bool = True) 
     return folder / f"hint_spread-{digest[:24]}.so"
 
 
-def load(compiler: str, folder: Path, cpu: Any, *, avx512: bool = True) -> bool:
+def load(compiler: str, folder: Path, cpu: Any, *, avx512: bool = True) -> Path | None:
     """Build the kernel if ``folder`` does not hold it yet (with AVX-512 where the CPU has it,
-    unless ``avx512`` is False), load it, and say whether the operator now runs it. A failure
+    unless ``avx512`` is False) and load it; returns the library the operator now runs (the one
+    loaded earlier in this process, if any), or None where it runs PyTorch's rounds. A failure
     (no compiler that takes GCC's flags, a build error, a library that does not load) is logged
     with its reason and leaves the operator on PyTorch's rounds. A kept library that does not
     load (damaged) is removed and built again, once."""
-    global _library
+    global _library, _loaded_from
     with _lock:
         if _library is not None:
-            return True
+            return _loaded_from
         if sys.platform == "win32":
             log.info("the native hint-propagation kernel is not built on Windows (GCC's flags)")
-            return False
+            return None
         path = library_path(compiler, folder, cpu, avx512=avx512)
         try:
             if path.is_file():
@@ -89,11 +91,11 @@ def load(compiler: str, folder: Path, cpu: Any, *, avx512: bool = True) -> bool:
                 lib = ctypes.CDLL(str(path))
         except (OSError, subprocess.SubprocessError, RuntimeError) as error:
             log.warning("hint propagation stays on PyTorch's rounds: %s", error)
-            return False
+            return None
         lib.hint_spread.restype = ctypes.c_int
         lib.hint_spread.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_long] * 4
-        _library = lib
-        return True
+        _library, _loaded_from = lib, path
+        return path
 
 
 def loaded() -> bool:

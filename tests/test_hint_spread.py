@@ -30,6 +30,7 @@ def _grid(b: int, h: int, w: int, seed: int) -> tuple[torch.Tensor, torch.Tensor
 def fresh(monkeypatch: pytest.MonkeyPatch) -> None:
     """No kernel loaded in this process, whatever an earlier test loaded."""
     monkeypatch.setattr(hint_spread, "_library", None)
+    monkeypatch.setattr(hint_spread, "_loaded_from", None)
 
 
 @needs_cxx
