@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch._dynamo
 from torch.utils.data import BatchSampler, DataLoader
 
 from pix2pix.backends import native_bf16
@@ -91,6 +92,10 @@ def _clocks() -> tuple[float, float, float]:
 def bench_steps(ngf: int, batch: int, *, steps: int, rounds: int, warmup: int) -> list[dict]:
     """Images/s (wall and CPU time) and first-step time of each of ``CONFIGS`` at one
     (ngf, batch)."""
+    # Every configuration compiles its own G and D (D twice: with and without gradients for its
+    # weights), one process for all: past dynamo's default of 8 versions per frame the later
+    # configurations would run D uncompiled (the ngf 64 rows of sessions 11-17 partly did).
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     fns: dict[tuple[str, str], Callable[[], None]] = {}
     first: dict[tuple[str, str], tuple[float, float]] = {}  # (wall, CPU with children)
     for config in CONFIGS:

@@ -8,9 +8,11 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import set_seed
+from torch import nn
 
 from pix2pix import backends
 from train import train as T
+from train.optim import ChannelsLastAdam
 
 
 def test_auto_resolves_by_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,3 +74,79 @@ def test_bf16_channels_last_training_tracks_fp32() -> None:
         for key in a:
             assert abs(a[key] - b[key]) <= 0.05 * abs(a[key]) + 0.02, (key, a[key], b[key])
     assert bf16[-1]["G_L1"] < bf16[0]["G_L1"]  # it learns
+
+
+def _adam_pair(params: list[torch.Tensor]) -> tuple[torch.optim.Adam, torch.optim.Adam, list, list]:
+    """The project's Adam and PyTorch's fused Adam, each over its own copy of ``params``."""
+    ours = [nn.Parameter(p.clone(memory_format=torch.preserve_format)) for p in params]
+    theirs = [nn.Parameter(p.clone(memory_format=torch.preserve_format)) for p in params]
+    betas = (0.5, 0.999)
+    return (
+        T.adam(ours, lr=2e-4, betas=betas),
+        torch.optim.Adam(theirs, lr=2e-4, betas=betas, fused=True),
+        ours,
+        theirs,
+    )
+
+
+def test_adam_updates_channels_last_weights_bit_for_bit_like_fused_adam() -> None:
+    g = torch.Generator().manual_seed(0)
+    cl = torch.channels_last
+    params = [
+        torch.randn(32, 16, 4, 4, generator=g).contiguous(memory_format=cl),  # conv weight
+        torch.randn(16, 8, 4, 4, generator=g).contiguous(memory_format=cl),  # grads come NCHW
+        torch.randn(16, generator=g),  # a bias
+        torch.randn(8, 1, 4, 4, generator=g).contiguous(memory_format=cl),  # both layouts at once
+    ]
+    ours, theirs, p_ours, p_theirs = _adam_pair(params)
+    assert isinstance(ours, ChannelsLastAdam)
+    for _ in range(4):
+        for a, b in zip(p_ours, p_theirs, strict=True):
+            grad = torch.randn(a.shape, generator=g)
+            if a.dim() == 4 and a.shape[0] != 16:
+                grad = grad.contiguous(memory_format=cl)
+            a.grad, b.grad = grad.clone(memory_format=torch.preserve_format), grad.clone()
+        ours.step()
+        theirs.step()
+    for a, b in zip(p_ours, p_theirs, strict=True):
+        assert torch.equal(a, b)
+        assert a.stride() == b.stride()  # still in its own layout
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(ours.state[a][key], theirs.state[b][key]), key
+    # One checkpoint format: each optimizer's state loads into the other.
+    torch.optim.Adam(p_theirs, lr=2e-4, fused=True).load_state_dict(ours.state_dict())
+    T.adam(p_ours, lr=2e-4, betas=(0.5, 0.999)).load_state_dict(theirs.state_dict())
+
+
+def test_adam_copies_no_channels_last_weight() -> None:
+    # What the wrapper is for: PyTorch's fused kernel copies each tensor that is not contiguous
+    # in the NCHW sense (and copies it back); given the dense views it copies none.
+    g = torch.Generator().manual_seed(0)
+    weights = [torch.randn(64, 32, 4, 4, generator=g).contiguous(memory_format=torch.channels_last)]
+    ours, theirs, p_ours, p_theirs = _adam_pair(weights)
+    for p in p_ours + p_theirs:
+        p.grad = torch.ones_like(p)
+
+    def clones(optimizer: torch.optim.Optimizer) -> int:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            optimizer.step()
+        return sum(e.name == "aten::clone" for e in prof.events())
+
+    assert clones(theirs) > 0  # the copies exist without the wrapper
+    assert clones(ours) == 0
+
+
+def test_d_input_under_autocast_gives_d_the_values_it_gave_before() -> None:
+    # D's input is concatenated in autocast's dtype; D's first convolution used to cast the
+    # fp32 concatenation itself. Same logits, bit for bit.
+    args = T.parse_args(["--data", "d", "--out", "o", "--ndf", "8"])
+    torch.manual_seed(0)
+    D = T.build_discriminator(args, 3, 3).to(memory_format=torch.channels_last)
+    inp = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    fake = (torch.rand(2, 3, 64, 64) * 2 - 1).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        new = D(T._d_input(inp, fake, True))
+        old = D(torch.cat([inp, fake], 1))
+        assert T._d_input(inp, fake, True).dtype == torch.bfloat16
+    assert torch.equal(new, old)
+    assert T._d_input(inp, fake.float(), True).dtype == torch.float32  # no autocast: as it was
