@@ -37,6 +37,7 @@ import torch
 import torch._dynamo
 from torch.utils.data import BatchSampler, DataLoader
 
+from pix2pix.allocator import keep_freed_memory
 from pix2pix.backends import native_bf16
 from train import train as T
 from train.data import PairedDataset
@@ -188,7 +189,7 @@ def bench_data(folder: Path, *, batch: int, workers: int, epochs: int) -> list[d
 
 def markdown(results: dict[str, Any]) -> str:
     """The results as markdown tables."""
-    lines = [f"Machine: {results['machine']}", ""]
+    lines = [f"Machine: {results['machine']}", f"{results.get('malloc', '')}", ""]
     if results["steps"]:
         lines += [
             "| ngf | batch | precision | compile | images/s | vs fp32 eager | images/CPU-s | "
@@ -235,8 +236,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers (data benchmark)")
     p.add_argument("--epochs", type=int, default=2, help="epochs of the data benchmark")
     p.add_argument("--json", type=Path, help="write the raw figures here")
+    p.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc's malloc settings as they are (the trainer's CLI keeps freed memory for "
+        "reuse: pix2pix.allocator)",
+    )
     args = p.parse_args(argv)
+    malloc = "glibc's defaults (--default-malloc)" if args.default_malloc else keep_freed_memory()
+    print(malloc, flush=True)
     results: dict[str, Any] = {"machine": {**machine(), "native_bf16": native_bf16()}}
+    results["malloc"] = malloc
     results.update(steps=[], data=[])
     if not args.no_step:
         for ngf in args.ngf:

@@ -58,6 +58,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from pix2pix import networks
+from pix2pix.allocator import keep_freed_memory
 from pix2pix.hub import (
     INPUT_KINDS,
     Pix2PixGenerator,
@@ -489,6 +490,7 @@ def _cyclegan_options(parser: argparse.ArgumentParser, args: argparse.Namespace)
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``pix2pix-train``; returns the exit status."""
     args = parse_args(argv)
+    args.malloc = keep_freed_memory()  # this process trains: reuse freed memory, step after step
     try:
         train(args)
     except (OSError, ValueError) as e:
@@ -581,8 +583,8 @@ def lr_factor(epoch: int, epochs: int, epochs_decay: int) -> float:
 def _d_input(inp: torch.Tensor, out: torch.Tensor, conditional: bool) -> torch.Tensor:
     """D's input, (B, C_in + C_out, H, W) or ``out`` alone, in autocast's dtype where autocast is
     on: D's first layer is a convolution, which would cast it to that dtype anyway, so the values
-    are the same; concatenating fp32 with bf16 (G's output) in the channels-last layout took 2 ms
-    per call at batch 4 on a 2-core CPU, ten times the same-dtype concatenation (issue 22)."""
+    are the same, without concatenating in fp32 first (the input is fp32, G's output bf16) and
+    casting that: 1.5-3 % of a bf16 training step on a 2-core CPU (issue 22, PERFORMANCE.md)."""
     device = out.device.type
     if torch.is_autocast_enabled(device):
         dtype = torch.get_autocast_dtype(device)
@@ -1044,7 +1046,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _run_config(args: argparse.Namespace) -> dict[str, Any]:
-    skip = ("given", "resume", "changes")
+    skip = ("given", "resume", "changes", "malloc")  # malloc: this process's, not the recipe
     return {k: _jsonable(v) for k, v in sorted(vars(args).items()) if k not in skip}
 
 
@@ -1435,6 +1437,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         writer = _open_tensorboard(out / "logs")
         samples = _sample_batch(args, channels, accelerator.device)
     accelerator.print(dataset.summary())
+    if getattr(args, "malloc", None):
+        accelerator.print(args.malloc)
     accelerator.print(
         f"training {'CycleGAN, two ' if cycle else ''}{G_plain.architecture} "
         f"({_objective(args, D)}) "
