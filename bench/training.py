@@ -15,6 +15,9 @@ is recorded too (this process's, and for the first step its children's: the C++ 
 images per CPU-second from it: on a machine where other work takes most of the cores, the
 wall-clock figures say little, and with ``OMP_NUM_THREADS=1`` the CPU time is the work itself.
 
+The process keeps freed memory for reuse (``pix2pix.allocator``), as the trainer's CLI does;
+``--default-malloc`` leaves glibc's defaults, under which fp32 steps page-fault afresh.
+
 Data: ``PairedDataset`` items through the trainer's ``SeededItems`` and a DataLoader with
 ``--workers``, decoded per item (cache off) or from memory (cache on), over ``--epochs`` epochs;
 the cache's one-off decoding is reported apart. The first batches of both are compared.

@@ -221,9 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="off",
         help="torch.compile G and D for the training step (inductor; needs a C++ compiler on "
         "CPUs, else it trains uncompiled with a warning). The same training up to rounding. Off "
-        "by default: on a 2-core CPU with native bf16 it made bf16 steps 3%% slower to 1%% "
-        "faster (ngf 16 and 64) and fp32 ones up to 26%% slower, and the first step of a run "
-        "compiles for 20-120 s (a few seconds once inductor's on-disk cache holds the graphs)",
+        "by default: on a 2-core CPU with native bf16 it made bf16 steps 10%% slower to 8%% "
+        "faster (ngf 16 and 64) and fp32 ones 18%% slower to 11%% faster, and the first step "
+        "of a run compiles for 20-120 s (a few seconds once inductor's on-disk cache holds the "
+        "graphs)",
     )
     run.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is there")
     run.add_argument("--push-to-hub", metavar="REPO", help="upload the final model to this repo")
@@ -684,9 +685,10 @@ def resolve_compile(choice: str, *, device: torch.device) -> tuple[bool, str]:
     compiler (CPU) or no Triton (GPU). Off by default: on the one machine measured (2-core AMD
     EPYC with native bf16, ``python -m bench.training``) it made bf16 steps 0-18 % faster than
     eager (ngf 16 and 64) until eager's skip concatenation handed BatchNorm channels-last
-    gradients, and 3 % slower to 1 % faster since (PERFORMANCE, entry 41); fp32 steps up to 26 %
-    slower; and a run's first step compiles for 20-120 s (a few seconds when inductor's on-disk
-    cache holds the graphs). Raises ``ValueError`` for an unknown ``choice``.
+    gradients, and 10 % slower to 8 % faster since (PERFORMANCE, entries 41 and 45, sessions 17
+    and 18); fp32 steps 18 % slower to 11 % faster; and a run's first step compiles for 20-120 s
+    (a few seconds when inductor's on-disk cache holds the graphs). Raises ``ValueError`` for an
+    unknown ``choice``.
     """
     if choice not in COMPILE_CHOICES:
         raise ValueError(f"unknown compile choice {choice!r}; expected one of {COMPILE_CHOICES}")
