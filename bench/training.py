@@ -227,7 +227,9 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; prints markdown tables and writes the raw figures to ``--json``."""
-    p = argparse.ArgumentParser(prog="python -m bench.training", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench.training", description=__doc__.split("\n\n")[0].replace("\n", " ")
+    )
     p.add_argument("--ngf", type=int, nargs="+", default=[16, 64], help="widths of G and D")
     p.add_argument("--batch", type=int, nargs="+", default=[1, 4], help="batch sizes")
     p.add_argument("--steps", type=int, default=10, help="timed steps per configuration a round")
@@ -247,7 +249,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     malloc = "glibc's defaults (--default-malloc)" if args.default_malloc else keep_freed_memory()
-    print(malloc, flush=True)
     results: dict[str, Any] = {"machine": {**machine(), "native_bf16": native_bf16()}}
     results["malloc"] = malloc
     results.update(steps=[], data=[])

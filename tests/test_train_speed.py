@@ -54,6 +54,11 @@ def test_compile_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(T, "compiler_problem", lambda device: None)
     assert T.parse_args(["--data", "d", "--out", "o"]).compile == "off"
     assert T.resolve_compile("off", device=cpu) == (False, "as asked")
+    # Not given: the log says it is the default, and how to turn it on.
+    assert T.resolve_compile("off", device=cpu, default=True) == (
+        False,
+        "the default; --compile on to compile",
+    )
     assert T.resolve_compile("on", device=cpu) == (True, "as asked")
     with pytest.raises(ValueError, match="unknown compile choice 'auto'"):
         T.resolve_compile("auto", device=cpu)

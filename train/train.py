@@ -205,7 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", type=Path, help="continue the run whose output folder this is")
     run.add_argument("--max-steps", type=int, help="stop after this many steps in total")
     run.add_argument("--save-every", type=int, default=1000, help="checkpoint period in steps")
-    run.add_argument("--sample-every", type=int, default=500, help="sample-grid period, 0: off")
+    run.add_argument(
+        "--sample-every",
+        type=int,
+        default=500,
+        help="sample-grid period in steps; 0: only the grid at the end",
+    )
     run.add_argument("--log-every", type=int, default=50, help="logging period in steps")
     run.add_argument("--seed", type=int, default=0, help="seeds weights, data order and dropout")
     run.add_argument(
@@ -678,7 +683,9 @@ def resolve_mixed_precision(choice: str, *, cpu: bool = False) -> tuple[str, str
 COMPILE_CHOICES = ("off", "on")
 
 
-def resolve_compile(choice: str, *, device: torch.device) -> tuple[bool, str]:
+def resolve_compile(
+    choice: str, *, device: torch.device, default: bool = False
+) -> tuple[bool, str]:
     """Whether to ``torch.compile`` the training step's networks, and why.
 
     ``on`` is turned down, with a warning, where inductor cannot build its kernels: no C++
@@ -693,7 +700,7 @@ def resolve_compile(choice: str, *, device: torch.device) -> tuple[bool, str]:
     if choice not in COMPILE_CHOICES:
         raise ValueError(f"unknown compile choice {choice!r}; expected one of {COMPILE_CHOICES}")
     if choice == "off":
-        return False, "as asked"
+        return False, "the default; --compile on to compile" if default else "as asked"
     problem = compiler_problem(device)
     if problem is not None:
         warnings.warn(
@@ -1409,7 +1416,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             accelerator.print(f"from step {step} on: {_describe(args.changes[-1]['options'])}")
     # Resolved here, not stored in args: the option as given is what a resumed run inherits.
     compiled, compile_reason = resolve_compile(
-        getattr(args, "compile", "off"), device=accelerator.device
+        getattr(args, "compile", "off"),
+        device=accelerator.device,
+        default="compile" not in getattr(args, "given", ()),
     )
     if compiled:  # after loading: the compiled wrappers' own state dicts prefix the keys
         nets = compile_nets(nets)
