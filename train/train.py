@@ -694,8 +694,9 @@ def resolve_compile(
     eager (ngf 16 and 64) until eager's skip concatenation handed BatchNorm channels-last
     gradients, and 10 % slower to 8 % faster since (PERFORMANCE, entries 41 and 45, sessions 17
     and 18); fp32 steps 18 % slower to 11 % faster; and a run's first step compiles for 20-120 s
-    (a few seconds when inductor's on-disk cache holds the graphs). Raises ``ValueError`` for an
-    unknown ``choice``.
+    (a few seconds when inductor's on-disk cache holds the graphs). ``default``: ``choice`` was
+    not given, so the reason for ``off`` says it is the default rather than "as asked". Raises
+    ``ValueError`` for an unknown ``choice``.
     """
     if choice not in COMPILE_CHOICES:
         raise ValueError(f"unknown compile choice {choice!r}; expected one of {COMPILE_CHOICES}")
