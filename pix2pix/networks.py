@@ -49,11 +49,16 @@ class Dropout(nn.Dropout):
     variations reproducible without touching the global RNG. A list of generators, one per image
     of the batch, draws each image's mask from its own: an image then gets the same mask whatever
     else shares its batch.
+
+    In training on the CPU with the paper's p = 0.5, the mask comes from random bits
+    (``_fair_coin_noise``), not from ``F.dropout``'s one draw per element; the same distribution.
     """
 
     generator: torch.Generator | Sequence[torch.Generator] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and _fair_coin_applies(x, self.p, self.inplace):
+            return x * _fair_coin_noise(x)
         if self.training or self.generator is None:
             return super().forward(x)
         keep = 1.0 - self.p
@@ -66,6 +71,31 @@ class Dropout(nn.Dropout):
                 )
             mask = torch.stack([_bernoulli(x.shape[1:], keep, g) for g in self.generator])
         return x * mask.to(device=x.device, dtype=x.dtype) / keep
+
+
+_BIT_SHIFTS = torch.arange(8, dtype=torch.uint8)
+
+
+def _fair_coin_applies(x: torch.Tensor, p: float, inplace: bool) -> bool:
+    # The reference's p = 0.5 on the CPU, where PyTorch's mask (bernoulli_) draws one number per
+    # element: ten times the cost of this mask on a 2-core AMD EPYC, 1-5 ms of a training step
+    # (PERFORMANCE.md, entry 46). CUDA's fused dropout kernel is left as it is.
+    return p == 0.5 and not inplace and x.device.type == "cpu" and x.numel() % 8 == 0
+
+
+def _fair_coin_noise(x: torch.Tensor) -> torch.Tensor:
+    """Dropout's noise for p = 0.5 in training: 0 or 2 per element, each with probability 1/2,
+    in ``x``'s dtype and memory layout. Every bit of ``numel / 8`` uniform random bytes (the
+    global CPU generator, so ``torch.manual_seed`` and a checkpoint's RNG state govern it) decides
+    one element; the expectation is 1, as ``F.dropout``'s.
+    """
+    n = x.numel()
+    draws = torch.empty(n // 8, dtype=torch.uint8).random_(0, 256)
+    mask = torch.empty_like(x, dtype=torch.uint8)  # dense, in x's layout
+    bits = mask.as_strided((n // 8, 8), (8, 1))  # its storage in memory order
+    torch.bitwise_right_shift(draws.unsqueeze(1), _BIT_SHIFTS, out=bits)
+    bits.bitwise_and_(1)
+    return mask.to(x.dtype).mul_(2)
 
 
 def _bernoulli(shape: torch.Size, keep: float, generator: torch.Generator) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pix2pix import networks
@@ -231,3 +232,57 @@ def _plain_forward(self: networks.UnetSkipConnectionBlock, x: torch.Tensor) -> t
     if self.outermost or not self.skip:
         return self.model(x)
     return torch.cat([x, self.model(x)], 1)
+
+
+@pytest.mark.parametrize(
+    ("layout", "dtype"),
+    [("contiguous", torch.float32), ("channels_last", torch.float32), ("channels_last", "bf16")],
+)
+def test_training_dropout_draws_fair_coins_in_the_inputs_layout(layout: str, dtype) -> None:
+    # Training dropout at p = 0.5 on the CPU takes its mask from random bits (PERFORMANCE,
+    # entry 46): each element kept, times 2, or zeroed, with probability 1/2 each, independently.
+    dtype = torch.bfloat16 if dtype == "bf16" else dtype
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    torch.manual_seed(0)
+    drop = networks.Dropout(0.5).train()
+    x = torch.rand(4, 64, 16, 16, dtype=dtype).add_(0.5).contiguous(memory_format=fmt)
+    x.requires_grad_(True)
+    y = drop(x)
+    assert y.dtype == dtype and y.is_contiguous(memory_format=fmt)
+    noise = (y / x).detach().float()
+    assert set(noise.unique().tolist()) == {0.0, 2.0}
+    kept = (noise == 2).flatten()
+    n = kept.numel()  # 65536: a fair coin's share lies within 0.5 +- 0.006 (3 sigma)
+    assert abs(kept.float().mean().item() - 0.5) < 0.006
+    # Each of a byte's 8 bits is a fair coin of its own: neither stuck nor tied to its neighbour.
+    per_bit = kept.view(n // 8, 8).float().mean(0)
+    assert (per_bit - 0.5).abs().max().item() < 0.02
+    same = (kept[1:] == kept[:-1]).float().mean().item()
+    assert abs(same - 0.5) < 0.01
+    y.backward(torch.ones_like(y))  # the gradient goes through the same mask
+    assert torch.equal(x.grad.float(), noise)
+
+
+def test_training_dropout_follows_the_global_seed() -> None:
+    drop = networks.Dropout(0.5).train()
+    x = torch.ones(2, 8, 4, 4)
+
+    def draw(seed: int) -> torch.Tensor:
+        torch.manual_seed(seed)
+        return drop(x)
+
+    assert torch.equal(draw(0), draw(0))
+    assert not torch.equal(draw(0), draw(1))
+    torch.manual_seed(0)
+    first, second = drop(x), drop(x)
+    assert not torch.equal(first, second)  # a fresh mask at every call
+
+
+@pytest.mark.parametrize(("p", "shape"), [(0.3, (4, 64, 16, 16)), (0.5, (3, 5, 7))])
+def test_other_dropout_rates_and_odd_sizes_use_pytorchs_dropout(p: float, shape: tuple) -> None:
+    drop = networks.Dropout(p).train()
+    x = torch.ones(shape)
+    torch.manual_seed(0)
+    ours = drop(x)
+    torch.manual_seed(0)
+    assert torch.equal(ours, F.dropout(x, p, True))
