@@ -1,19 +1,21 @@
-"""Training throughput: the training step per precision, with and without ``torch.compile``, and
-the data pipeline with and without the decoded-image cache (issue 22).
+"""Training throughput: the training step per precision and memory layout, with and without
+``torch.compile``, and the data pipeline with and without the decoded-image cache (issue 22).
 
-    python -m bench.training --ngf 16 64 --batch 1 4                # the step, 8 configurations
+    python -m bench.training --ngf 16 64 --batch 1 4                # the step, 4 x 5 configurations
     python -m bench.training --data /tmp/facades --no-step          # data loading only
 
-Step: the trainer's own ``train.train.train_step`` (unet_256, 70x70 PatchGAN with ndf = ngf,
-256-px crops, fused Adam, channels-last tensors under bf16) on one fixed random batch, so that only
-the networks are timed. Every configuration starts from the same seeds. The first step of each is
-timed alone: with ``--compile on`` it compiles, and the compile time reported is that first step
-less a steady one. After ``--warmup`` more steps the configurations of one (ngf, batch) are timed
-in ``--rounds`` rounds of ``--steps`` steps each, in rotating order, so that the drift of a shared
-machine hits all of them alike; images/s is the batch over the median step. Each step's CPU time
-is recorded too (this process's, and for the first step its children's: the C++ compiler), and
-images per CPU-second from it: on a machine where other work takes most of the cores, the
-wall-clock figures say little, and with ``OMP_NUM_THREADS=1`` the CPU time is the work itself.
+Step: the trainer's own ``train.train.train_step`` (unet_256, 70x70 PatchGAN with ndf = ngf, 256-px
+crops, fused Adam) on one fixed random batch, so that only the networks are timed: fp32 eager in
+NCHW and channels-last (the trainer's ``--channels-last auto`` times the two per run), bf16 eager
+channels-last, and compiled fp32 NCHW and bf16 channels-last. Ratios are given over fp32 eager NCHW
+and over the faster fp32 eager layout. Every configuration starts from the same seeds. The first
+step of each is timed alone: with ``--compile on`` it compiles, and the compile time reported is
+that first step less a steady one. After ``--warmup`` more steps the configurations of one (ngf,
+batch) are timed in ``--rounds`` rounds of ``--steps`` steps each, in rotating order, so that the
+drift of a shared machine hits all of them alike; images/s is the batch over the median step. Each
+step's CPU time is recorded too (this process's, and for the first step its children's: the C++
+compiler), and images per CPU-second from it: on a machine where other work takes most of the cores,
+the wall-clock figures say little, and with ``OMP_NUM_THREADS=1`` the CPU time is the work itself.
 
 The process keeps freed memory for reuse (``pix2pix.allocator``), as the trainer's CLI does;
 ``--default-malloc`` leaves glibc's defaults, under which fp32 steps page-fault afresh.
@@ -46,7 +48,16 @@ from train import train as T
 from train.data import PairedDataset
 from train.sysinfo import machine
 
-CONFIGS = (("no", "off"), ("bf16", "off"), ("no", "on"), ("bf16", "on"))  # (precision, compile)
+# (precision, layout, compile): fp32 in both layouts (the trainer's --channels-last auto times
+# them per run), bf16 channels-last as the trainer runs it.
+CONFIGS = (
+    ("no", "nchw", "off"),
+    ("no", "channels-last", "off"),
+    ("bf16", "channels-last", "off"),
+    ("no", "nchw", "on"),
+    ("bf16", "channels-last", "on"),
+)
+BASELINE = ("no", "nchw", "off")
 
 
 class _Precision:
@@ -62,16 +73,19 @@ class _Precision:
         loss.backward()
 
 
-def build_step(ngf: int, batch: int, precision: str, compile_: str) -> Callable[[], None]:
-    """One training step of a fresh pix2pix (seeded) on a fixed random batch of ``batch``."""
+def build_step(
+    ngf: int, batch: int, precision: str, layout: str, compile_: str
+) -> Callable[[], None]:
+    """One training step of a fresh pix2pix (seeded) on a fixed random batch of ``batch``;
+    ``layout``: ``"nchw"`` or ``"channels-last"``."""
     args = T.parse_args(["--data", "d", "--out", "o", "--ngf", str(ngf), "--ndf", str(ngf)])
     bf16 = precision == "bf16"
-    args.channels_last = bf16
+    args.channels_last = layout == "channels-last"
     torch.manual_seed(0)
     G = T.build_generator(args).train()
     torch.manual_seed(1)
     D = T.build_discriminator(args, 3, 3).train()
-    if bf16:
+    if args.channels_last:
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)
     opt_G = T.adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -100,8 +114,8 @@ def bench_steps(ngf: int, batch: int, *, steps: int, rounds: int, warmup: int) -
     # weights), one process for all: past dynamo's default of 8 versions per frame the later
     # configurations would run D uncompiled (the ngf 64 rows of sessions 11-17 partly did).
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-    fns: dict[tuple[str, str], Callable[[], None]] = {}
-    first: dict[tuple[str, str], tuple[float, float]] = {}  # (wall, CPU with children)
+    fns: dict[tuple[str, str, str], Callable[[], None]] = {}
+    first: dict[tuple[str, str, str], tuple[float, float]] = {}  # (wall, CPU with children)
     for config in CONFIGS:
         fns[config] = build_step(ngf, batch, *config)
         wall, cpu, children = _clocks()
@@ -115,8 +129,8 @@ def bench_steps(ngf: int, batch: int, *, steps: int, rounds: int, warmup: int) -
             f"({first[config][1]:.1f} CPU-s)",
             flush=True,
         )
-    walls: dict[tuple[str, str], list[float]] = {c: [] for c in CONFIGS}
-    cpus: dict[tuple[str, str], list[float]] = {c: [] for c in CONFIGS}
+    walls: dict[tuple[str, str, str], list[float]] = {c: [] for c in CONFIGS}
+    cpus: dict[tuple[str, str, str], list[float]] = {c: [] for c in CONFIGS}
     for r in range(rounds):
         order = CONFIGS[r % len(CONFIGS) :] + CONFIGS[: r % len(CONFIGS)]
         for config in order:
@@ -126,7 +140,9 @@ def bench_steps(ngf: int, batch: int, *, steps: int, rounds: int, warmup: int) -
                 walls[config].append(time.perf_counter() - wall)
                 cpus[config].append(time.process_time() - cpu)
     rows = []
-    base = statistics.median(walls[("no", "off")]), statistics.median(cpus[("no", "off")])
+    base = statistics.median(walls[BASELINE]), statistics.median(cpus[BASELINE])
+    # The fp32 eager loop as the trainer runs it: in the faster of its two layouts.
+    best_fp32 = min(statistics.median(walls[c]) for c in CONFIGS if c[0] == "no" and c[2] == "off")
     for config in CONFIGS:
         wall, cpu = statistics.median(walls[config]), statistics.median(cpus[config])
         rows.append(
@@ -134,16 +150,18 @@ def bench_steps(ngf: int, batch: int, *, steps: int, rounds: int, warmup: int) -
                 "ngf": ngf,
                 "batch": batch,
                 "precision": config[0],
-                "compile": config[1],
+                "layout": config[1],
+                "compile": config[2],
                 "images_per_s": batch / wall,
                 "vs_fp32_eager": base[0] / wall,
+                "vs_best_fp32_eager": best_fp32 / wall,
                 "median_step_ms": 1000 * wall,
                 "images_per_cpu_s": batch / cpu,
                 "cpu_vs_fp32_eager": base[1] / cpu,
                 "median_step_cpu_ms": 1000 * cpu,
                 "first_step_s": first[config][0],
-                "compile_s": first[config][0] - wall if config[1] == "on" else None,
-                "compile_cpu_s": first[config][1] - cpu if config[1] == "on" else None,
+                "compile_s": first[config][0] - wall if config[2] == "on" else None,
+                "compile_cpu_s": first[config][1] - cpu if config[2] == "on" else None,
                 "timed_steps": len(walls[config]),
             }
         )
@@ -190,14 +208,19 @@ def bench_data(folder: Path, *, batch: int, workers: int, epochs: int) -> list[d
     return rows
 
 
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The results as markdown tables."""
     lines = [f"Machine: {results['machine']}", f"{results.get('malloc', '')}", ""]
     if results["steps"]:
         lines += [
-            "| ngf | batch | precision | compile | images/s | vs fp32 eager | images/CPU-s | "
-            "vs fp32 eager (CPU) | compile (s, CPU-s) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| ngf | batch | precision | layout | compile | images/s | vs fp32 eager NCHW | "
+            "vs the faster fp32 eager | images/CPU-s | vs fp32 eager NCHW (CPU) | "
+            "compile (s, CPU-s) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in results["steps"]:
             compile_s = (
@@ -207,7 +230,8 @@ def markdown(results: dict[str, Any]) -> str:
             )
             lines.append(
                 f"| {r['ngf']} | {r['batch']} | {'fp32' if r['precision'] == 'no' else 'bf16'} "
-                f"| {r['compile']} | {r['images_per_s']:.2f} | {r['vs_fp32_eager']:.2f}x | "
+                f"| {r.get('layout', '-')} | {r['compile']} | {r['images_per_s']:.2f} | "
+                f"{r['vs_fp32_eager']:.2f}x | {_ratio(r.get('vs_best_fp32_eager'))} | "
                 f"{r['images_per_cpu_s']:.2f} | {r['cpu_vs_fp32_eager']:.2f}x | {compile_s} |"
             )
         lines.append("")

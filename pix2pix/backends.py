@@ -983,18 +983,34 @@ def cache_key(ctx: Context, candidates: Sequence[Candidate]) -> str:
 
 def load_cached(key: str) -> Choice | None:
     """The cached choice for ``key``, or None (also when the file is unreadable)."""
-    path = cache_dir() / CACHE_NAME
-    with _CACHE_LOCK:
-        try:
-            entry = json.loads(path.read_text(encoding="utf-8")).get(key)
-            return Choice.from_json(entry) if entry else None
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+    entry = read_entry(CACHE_NAME, key)
+    try:
+        return Choice.from_json(entry) if entry else None
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def store(key: str, choice: Choice) -> None:
     """Add ``choice`` under ``key`` to the cache file (written atomically)."""
-    path = cache_dir() / CACHE_NAME
+    write_entry(CACHE_NAME, key, choice.to_json())
+
+
+def read_entry(name: str, key: str) -> Any:
+    """The JSON value under ``key`` in the cache file ``name`` (in :func:`cache_dir`), or None
+    when there is none or the file is unreadable."""
+    with _CACHE_LOCK:
+        try:
+            data = json.loads((cache_dir() / name).read_text(encoding="utf-8"))
+            return data.get(key) if isinstance(data, dict) else None
+        except (OSError, ValueError):
+            return None
+
+
+def write_entry(name: str, key: str, value: Any) -> None:
+    """Set ``key`` to the JSON ``value`` in the cache file ``name``, keeping its other entries
+    (an unreadable file starts afresh); written atomically, so that readers in other processes
+    see the old file or the new one."""
+    path = cache_dir() / name
     with _CACHE_LOCK:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -1002,8 +1018,8 @@ def store(key: str, choice: Choice) -> None:
             data = data if isinstance(data, dict) else {}
         except (OSError, ValueError):
             data = {}
-        data[key] = choice.to_json()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".backends-")
+        data[key] = value
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1)
         os.replace(tmp, path)

@@ -21,7 +21,7 @@ sys.path.insert(0, {root!r})
 from pix2pix.allocator import keep_freed_memory
 note = keep_freed_memory()
 from bench.training import build_step
-step = build_step(16, 4, "no", "off")
+step = build_step(16, 4, "no", "nchw", "off")
 for _ in range(3):  # the heap grows to the step's peak
     step()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

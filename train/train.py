@@ -36,6 +36,7 @@ hostfile is given; the startup line says the world size.
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import inspect
 import json
@@ -52,7 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
@@ -83,6 +84,13 @@ from train.data import (
     unpaired_splits,
 )
 from train.hints import DabSpec
+from train.layout import (
+    CHANNELS_LAST_CHOICES,
+    cache_key,
+    cached_times,
+    resolve_channels_last,
+    time_layouts,
+)
 from train.optim import adam
 
 # Generic registry entries need extra arguments (num_downs, n_blocks) that the CLI does not take.
@@ -157,6 +165,7 @@ RUN_OPTIONS = (
     "cpu",
     "workers",
     "compile",
+    "channels_last",
     "cache_images",
     "push_to_hub",
     "input_kind",
@@ -230,6 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
         "faster (ngf 16 and 64) and fp32 ones 18%% slower to 11%% faster, and the first step "
         "of a run compiles for 20-120 s (a few seconds once inductor's on-disk cache holds the "
         "graphs)",
+    )
+    run.add_argument(
+        "--channels-last",
+        choices=CHANNELS_LAST_CHOICES,
+        default="auto",
+        help="keep the networks and batches channels-last (NHWC). auto: on under bf16; for fp32 "
+        "on the CPU, the faster layout of two timed steps of this run's networks before "
+        "training (about 10 s at ngf 64 on 2 cores), kept for later runs of the same shape on this "
+        "machine; off on a GPU in fp32/fp16. The same training up to rounding",
     )
     run.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is there")
     run.add_argument("--push-to-hub", metavar="REPO", help="upload the final model to this repo")
@@ -731,6 +749,69 @@ def compiler_problem(device: torch.device) -> str | None:
     except AttributeError:  # another PyTorch's internals: let torch.compile find out itself
         return None
     return None
+
+
+def _layout_key(
+    G: nn.Module, D: nn.Module | None, args: argparse.Namespace, device: torch.device, world: int
+) -> str:
+    """``train.layout.cache_key`` of this run's step: the networks' structure (their reprs name
+    every layer and its sizes), the batch, the precision and the number of processes."""
+    return cache_key(
+        device,
+        generator=repr(G),
+        discriminator=repr(D),
+        batch=[args.batch_size, G.in_channels, G.out_channels, args.crop_size],
+        precision=args.mixed_precision,
+        model=getattr(args, "model", "pix2pix"),
+        world=world,
+    )
+
+
+def _time_layouts(
+    G: nn.Module,
+    D: nn.Module | None,
+    args: argparse.Namespace,
+    accelerator: Accelerator,
+    cycle: bool,
+) -> dict[bool, float]:
+    """Seconds of one training step in each layout (``train.layout.time_layouts``): the run's own
+    step on copies of G and D with fresh optimizers (and, for CycleGAN, fresh pools), on a random
+    batch of the run's shape, so that the run's networks and random streams stay as they were."""
+    device = accelerator.device
+    side, n = args.crop_size, args.batch_size
+    draws = torch.Generator().manual_seed(0)  # not the global stream, which dropout draws from
+
+    def images(channels: int) -> torch.Tensor:
+        return (torch.rand(n, channels, side, side, generator=draws) * 2 - 1).to(device)
+
+    batch = {
+        ("A" if cycle else "input"): images(G.in_channels),
+        ("B" if cycle else "target"): images(G.out_channels),
+    }
+    step_fn: Any = train_step
+    if cycle:
+        pools = {k: cyclegan.ImagePool(args.pool_size, seed) for seed, k in enumerate("AB")}
+        step_fn = functools.partial(cyclegan.train_step, pools=pools)
+    trials = {}
+    for layout in (False, True):
+        fmt = torch.channels_last if layout else torch.contiguous_format
+        G2 = copy.deepcopy(G).to(device=device, memory_format=fmt)
+        D2 = copy.deepcopy(D).to(device=device, memory_format=fmt) if D is not None else None
+        betas = (args.beta1, 0.999)
+        opt_D = adam(D2.parameters(), lr=args.lr, betas=betas) if D2 is not None else None
+        nets = Nets(G2, adam(G2.parameters(), lr=args.lr, betas=betas), D2, D2, opt_D)
+        if not cycle:
+            nets.bins = colour_bins.bins_of(G2)
+        trials[layout] = (nets, argparse.Namespace(**{**vars(args), "channels_last": layout}))
+
+    def step(layout: bool) -> None:
+        nets, trial_args = trials[layout]
+        step_fn(batch, nets, accelerator, trial_args)
+        _synchronize(device)
+
+    accelerator.print("timing a training step channels-last and NCHW (--channels-last auto)")
+    with torch.random.fork_rng(devices=[]):
+        return time_layouts(step)
 
 
 def compile_nets(nets: Nets) -> Nets:
@@ -1260,7 +1341,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     args.mixed_precision, precision_reason = resolve_mixed_precision(
         args.mixed_precision, cpu=args.cpu
     )
-    args.channels_last = args.mixed_precision == "bf16"
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
         cpu=args.cpu,
@@ -1388,6 +1468,20 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         generator=torch.Generator().manual_seed(args.seed),
         pin_memory=accelerator.device.type == "cuda",
     )
+    args.channels_last, layout_reason = resolve_channels_last(
+        getattr(args, "channels_last", "auto"),
+        precision=args.mixed_precision,
+        device=accelerator.device,
+        measure=lambda: cached_times(
+            _layout_key(G, D, args, accelerator.device, world),
+            lambda: _time_layouts(G, D, args, accelerator, cycle),
+            store=is_main,
+        ),
+    )
+    if world > 1:  # every process measured; all take the first one's choice
+        choice = [args.channels_last, layout_reason]
+        broadcast_object_list(choice, from_process=0)
+        args.channels_last, layout_reason = choice
     if args.channels_last:  # parameters keep their identity: the optimizers still hold them
         G.to(memory_format=torch.channels_last)
         if D is not None:
@@ -1455,8 +1549,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         f"training {'CycleGAN, two ' if cycle else ''}{G_plain.architecture} "
         f"({_objective(args, D)}) "
         f"on {world} process(es), world size {world}, device {accelerator.device}, "
-        f"mixed precision {args.mixed_precision} ({precision_reason}"
-        f"{', channels-last' if args.channels_last else ''}), torch.compile "
+        f"mixed precision {args.mixed_precision} ({precision_reason}), "
+        f"{'channels-last' if args.channels_last else 'NCHW'} ({layout_reason}), torch.compile "
         f"{'on' if compiled else 'off'} ({compile_reason}): {steps_per_epoch} steps per epoch "
         f"of batch "
         f"{args.batch_size} per process, {total_steps} steps in all; {workers} data workers"
@@ -1571,6 +1665,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "warmup_steps": warmup,
         "first_step_seconds": first_step_seconds,
         "compiled": compiled,
+        "channels_last": args.channels_last,
         "losses": last_losses,
         "model": str(out),
     }
