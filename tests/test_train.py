@@ -28,6 +28,7 @@ from train.data import make_aligned
 from train.train import (
     EpochShuffle,
     SeededItems,
+    _schedule,
     lr_factor,
     main,
     parse_args,
@@ -133,6 +134,16 @@ def straight_run(aligned: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 # --------------------------------------------------------------------------------------------
 # Units
 # --------------------------------------------------------------------------------------------
+
+
+def test_the_model_cards_schedule_counts_in_the_singular_where_a_count_is_one() -> None:
+    one = parse_args(["--data", "d", "--out", "o", "--epochs", "1", "--epochs-decay", "1"])
+    assert _schedule(one, 8, 8) == "8 steps (1 epoch) of a schedule of 1 + 1 decay epoch"
+    assert _schedule(one, 1, 3) == "1 step (0.333 epochs) of a schedule of 1 + 1 decay epoch"
+    long = parse_args(["--data", "d", "--out", "o"])  # the paper's 100 + 100
+    assert _schedule(long, 1200, 8) == (
+        "1200 steps (150 epochs) of a schedule of 100 + 100 decay epochs"
+    )
 
 
 def test_lr_policy_matches_reference_linear() -> None:

@@ -1256,14 +1256,27 @@ def _objective(args: argparse.Namespace, D: nn.Module | None) -> str:
     return f"L1 + cross-entropy of {bins} colour bins" if bins else "L1 only"
 
 
+def _schedule(args: argparse.Namespace, steps: int, steps_per_epoch: int) -> str:
+    """'120 steps (1.5 epochs) of a schedule of 100 + 100 decay epochs', in the singular where
+    a count is 1."""
+
+    def count(n: float, word: str) -> str:
+        value = str(n) if isinstance(n, int) else f"{n:.3g}"
+        return f"{value} {word}{'' if n == 1 else 's'}"
+
+    return (
+        f"{count(steps, 'step')} ({count(steps / max(steps_per_epoch, 1), 'epoch')}) of a "
+        f"schedule of {args.epochs} + {count(args.epochs_decay, 'decay epoch')}"
+    )
+
+
 def _recipe(
     args: argparse.Namespace, G: Pix2PixGenerator, steps: int, world: int, steps_per_epoch: int
 ) -> str:
     if isinstance(G, cyclegan.GeneratorPair):
         text = (
-            f"{cyclegan.recipe(args, G, world)}; {steps} steps "
-            f"({steps / max(steps_per_epoch, 1):.3g} epochs) of a schedule of {args.epochs} + "
-            f"{args.epochs_decay} decay epochs; {args.crop_size} px crops of {args.load_size} px"
+            f"{cyclegan.recipe(args, G, world)}; {_schedule(args, steps, steps_per_epoch)}; "
+            f"{args.crop_size} px crops of {args.load_size} px"
             f"{', no flips' if args.no_flip else ', random flips'}; mixed precision "
             f"{args.mixed_precision}; seed {args.seed}."
         )
@@ -1310,8 +1323,7 @@ def _recipe(
     text = (
         f"Trained with pix2pix-train: {G.architecture}, {loss}; Adam lr {args.lr:g}, betas "
         f"({args.beta1:g}, 0.999), batch {args.batch_size} x {world} process(es); "
-        f"{steps} steps ({steps / max(steps_per_epoch, 1):.3g} epochs) of a schedule of "
-        f"{args.epochs} + {args.epochs_decay} decay epochs; {crops}; "
+        f"{_schedule(args, steps, steps_per_epoch)}; {crops}; "
         f"mixed precision {args.mixed_precision}; direction {args.direction}; seed {args.seed}."
     )
     if args.init_from:
@@ -1341,6 +1353,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     args.mixed_precision, precision_reason = resolve_mixed_precision(
         args.mixed_precision, cpu=args.cpu
     )
+    if resume is not None and "mixed_precision" not in args.given:  # the checkpoint's, resolved
+        precision_reason = "as in the run resumed"
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
         cpu=args.cpu,
