@@ -143,3 +143,15 @@ def test_an_fp32_run_times_both_layouts_and_trains_as_one_told_the_winner(
     assert "mixed precision no (as in the run resumed)" in log
     assert "timing a training step" not in log
     assert summary(tmp_path / "auto")["channels_last"] is picked
+
+
+def test_a_cache_that_cannot_be_written_warns_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("PIX2PIX_CACHE", str(blocker))
+    key = layout.cache_key(CPU, generator="G")
+    with pytest.warns(UserWarning, match="could not keep the layout timing .*PIX2PIX_CACHE"):
+        times, source = layout.cached_times(key, lambda: {True: 0.2, False: 0.1})
+    assert times == {True: 0.2, False: 0.1} and source.startswith("timed on this run")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -88,7 +89,8 @@ def cached_times(
     key: str, measure: Callable[[], dict[bool, float]], *, store: bool = True
 ) -> tuple[dict[bool, float], str]:
     """The step times under ``key`` in the cache, else ``measure()``'s (kept under ``key`` when
-    ``store``), and a phrase saying which. A damaged entry is measured again."""
+    ``store``; a cache that cannot be written gives a warning), and a phrase saying which. A
+    damaged entry is measured again."""
     entry = backends.read_entry(CACHE_NAME, key)
     try:
         times = {True: float(entry["channels_last_s"]), False: float(entry["nchw_s"])}
@@ -97,7 +99,14 @@ def cached_times(
         pass
     times = measure()
     if store:
-        backends.write_entry(
-            CACHE_NAME, key, {"channels_last_s": times[True], "nchw_s": times[False]}
-        )
+        try:
+            backends.write_entry(
+                CACHE_NAME, key, {"channels_last_s": times[True], "nchw_s": times[False]}
+            )
+        except OSError as e:  # the run goes on; the next one times again
+            warnings.warn(
+                f"could not keep the layout timing in {backends.cache_dir() / CACHE_NAME} ({e}); "
+                "set $PIX2PIX_CACHE to a writable folder to keep it",
+                stacklevel=2,
+            )
     return times, "timed on this run's networks and batch shape"
