@@ -252,7 +252,9 @@ def markdown(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; prints markdown tables and writes the raw figures to ``--json``."""
     p = argparse.ArgumentParser(
-        prog="python -m bench.training", description=__doc__.split("\n\n")[0].replace("\n", " ")
+        prog="python -m bench.training",
+        description=__doc__.split("\n\n")[0].replace("\n", " "),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--ngf", type=int, nargs="+", default=[16, 64], help="widths of G and D")
     p.add_argument("--batch", type=int, nargs="+", default=[1, 4], help="batch sizes")

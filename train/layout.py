@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -22,6 +23,9 @@ from pix2pix import backends
 CHANNELS_LAST_CHOICES = ("auto", "on", "off")
 CACHE_NAME = "training-layout.json"  # beside the inference choices, in backends.cache_dir()
 CACHE_VERSION = 1
+# auto takes channels-last for fp32 only when its step is this much shorter than NCHW's (PyTorch's
+# default), so that near-ties, where two timings differ by noise, go one way every time.
+MARGIN = 0.05
 
 
 def resolve_channels_last(
@@ -36,8 +40,9 @@ def resolve_channels_last(
     ``choice``: ``"on"`` / ``"off"`` as asked; ``True`` / ``False``, the layout a resumed run
     chose (its config holds the resolved value, so that it continues with the same rounding);
     ``"auto"``: channels-last under bf16; NCHW on a GPU otherwise (not measured there); for fp32
-    on the CPU, the layout with the shorter step in ``measure()``, which returns the seconds of a
-    step in each layout, ``{channels_last: seconds}``, and where they come from. ``precision``:
+    on the CPU, channels-last when its step is at least ``MARGIN`` (5 %) shorter than NCHW's in
+    ``measure()``, which returns the seconds of a step in each layout, ``{channels_last:
+    seconds}``, and where they come from; else NCHW. ``precision``:
     Accelerate's resolved mixed precision (``"no"``, ``"bf16"``, ``"fp16"``). Raises
     ``ValueError`` for an unknown ``choice``.
     """
@@ -55,24 +60,30 @@ def resolve_channels_last(
         return False, f"auto: {precision} on {device.type}, not measured"
     times, source = measure()
     cl, nchw = times[True], times[False]
-    return cl < nchw, (
-        f"auto: a step took {1000 * cl:.0f} ms channels-last against {1000 * nchw:.0f} ms NCHW, "
-        f"{source}"
+    chosen = cl <= (1 - MARGIN) * nchw
+    tie = f" (NCHW unless channels-last is {MARGIN:.0%} faster)" if cl < nchw and not chosen else ""
+    return chosen, (
+        f"auto: a step took {1000 * cl:.0f} ms channels-last against {1000 * nchw:.0f} ms NCHW"
+        f"{tie}, {source}"
     )
 
 
-def time_layouts(step: Callable[[bool], object], *, repeats: int = 2) -> dict[bool, float]:
-    """Seconds of ``step(channels_last)`` for each layout: the shortest of ``repeats`` timed
-    calls after one untimed call each (first-call costs: oneDNN's primitive creation, the
-    allocator's first blocks). The layouts alternate, so that a shared machine's drift hits both.
-    """
+def time_layouts(
+    step: Callable[[], object], convert: Callable[[bool], object], *, repeats: int = 3
+) -> dict[bool, float]:
+    """Seconds of ``step()`` in each layout: the shortest of ``repeats`` timed calls after one
+    untimed call each (first-call costs: oneDNN's primitive creation, the allocator's first
+    blocks). ``convert(channels_last)``, untimed, puts the networks in that layout before each
+    call; the layouts alternate, so that a shared machine's drift hits both."""
     for layout in (False, True):
-        step(layout)
+        convert(layout)
+        step()
     best = {False: float("inf"), True: float("inf")}
     for _ in range(repeats):
         for layout in (False, True):
+            convert(layout)
             start = time.perf_counter()
-            step(layout)
+            step()
             best[layout] = min(best[layout], time.perf_counter() - start)
     return best
 
@@ -86,27 +97,30 @@ def cache_key(device: torch.device, **run: Any) -> str:
 
 
 def cached_times(
-    key: str, measure: Callable[[], dict[bool, float]], *, store: bool = True
+    key: str, measure: Callable[[], dict[bool, float]], *, store: bool = True, label: str = ""
 ) -> tuple[dict[bool, float], str]:
     """The step times under ``key`` in the cache, else ``measure()``'s (kept under ``key`` when
-    ``store``; a cache that cannot be written gives a warning), and a phrase saying which. A
-    damaged entry is measured again."""
+    ``store``, with ``label`` saying what was timed for a reader of the file; a cache that cannot
+    be written gives a warning), and a phrase saying which. A damaged entry (not two positive
+    finite times) is measured again."""
     entry = backends.read_entry(CACHE_NAME, key)
     try:
         times = {True: float(entry["channels_last_s"]), False: float(entry["nchw_s"])}
-        return times, f"timed by an earlier run here ({backends.cache_dir() / CACHE_NAME})"
+        if all(0 < t < math.inf for t in times.values()):
+            return times, f"timed by an earlier run here ({backends.cache_dir() / CACHE_NAME})"
     except (TypeError, KeyError, ValueError):
         pass
+    start = time.perf_counter()
     times = measure()
+    took = time.perf_counter() - start
     if store:
+        entry = {"channels_last_s": times[True], "nchw_s": times[False], "run": label}
         try:
-            backends.write_entry(
-                CACHE_NAME, key, {"channels_last_s": times[True], "nchw_s": times[False]}
-            )
+            backends.write_entry(CACHE_NAME, key, entry)
         except OSError as e:  # the run goes on; the next one times again
             warnings.warn(
                 f"could not keep the layout timing in {backends.cache_dir() / CACHE_NAME} ({e}); "
                 "set $PIX2PIX_CACHE to a writable folder to keep it",
                 stacklevel=2,
             )
-    return times, "timed on this run's networks and batch shape"
+    return times, f"timed on this run's networks and batch shape in {took:.1f} s"

@@ -245,9 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=CHANNELS_LAST_CHOICES,
         default="auto",
         help="keep the networks and batches channels-last (NHWC). auto: on under bf16; for fp32 "
-        "on the CPU, the faster layout of two timed steps of this run's networks before "
-        "training (about 10 s at ngf 64 on 2 cores), kept for later runs of the same shape on this "
-        "machine; off on a GPU in fp32/fp16. The same training up to rounding",
+        "on the CPU, on when a step of this run's networks, timed both ways before training "
+        "(uncompiled; about 11 s at ngf 64 on 2 cores), is at least 5%% faster channels-last, "
+        "the answer kept for later runs of the same shape on this machine; off on a GPU in "
+        "fp32/fp16. The same training up to rounding",
     )
     run.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is there")
     run.add_argument("--push-to-hub", metavar="REPO", help="upload the final model to this repo")
@@ -775,8 +776,9 @@ def _time_layouts(
     cycle: bool,
 ) -> dict[bool, float]:
     """Seconds of one training step in each layout (``train.layout.time_layouts``): the run's own
-    step on copies of G and D with fresh optimizers (and, for CycleGAN, fresh pools), on a random
-    batch of the run's shape, so that the run's networks and random streams stay as they were."""
+    step on one copy of G and D with their own optimizers (and, for CycleGAN, pools), turned from
+    one layout to the other between steps, on a random batch of the run's shape, so that the
+    run's networks and random streams stay as they were. Uncompiled, whatever ``--compile``."""
     device = accelerator.device
     side, n = args.crop_size, args.batch_size
     draws = torch.Generator().manual_seed(0)  # not the global stream, which dropout draws from
@@ -792,26 +794,79 @@ def _time_layouts(
     if cycle:
         pools = {k: cyclegan.ImagePool(args.pool_size, seed) for seed, k in enumerate("AB")}
         step_fn = functools.partial(cyclegan.train_step, pools=pools)
-    trials = {}
-    for layout in (False, True):
-        fmt = torch.channels_last if layout else torch.contiguous_format
-        G2 = copy.deepcopy(G).to(device=device, memory_format=fmt)
-        D2 = copy.deepcopy(D).to(device=device, memory_format=fmt) if D is not None else None
-        betas = (args.beta1, 0.999)
-        opt_D = adam(D2.parameters(), lr=args.lr, betas=betas) if D2 is not None else None
-        nets = Nets(G2, adam(G2.parameters(), lr=args.lr, betas=betas), D2, D2, opt_D)
-        if not cycle:
-            nets.bins = colour_bins.bins_of(G2)
-        trials[layout] = (nets, argparse.Namespace(**{**vars(args), "channels_last": layout}))
+    G2 = copy.deepcopy(G).to(device)
+    D2 = copy.deepcopy(D).to(device) if D is not None else None
+    betas = (args.beta1, 0.999)
+    opt_D = adam(D2.parameters(), lr=args.lr, betas=betas) if D2 is not None else None
+    nets = Nets(G2, adam(G2.parameters(), lr=args.lr, betas=betas), D2, D2, opt_D)
+    if not cycle:
+        nets.bins = colour_bins.bins_of(G2)
+    trial_args = argparse.Namespace(**vars(args))
 
-    def step(layout: bool) -> None:
-        nets, trial_args = trials[layout]
+    def convert(channels_last: bool) -> None:
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        trial_args.channels_last = channels_last
+        for net in (G2, D2):
+            if net is not None:
+                net.to(memory_format=fmt)  # the same parameters: the optimizers keep them
+        for opt in (nets.opt_G, nets.opt_D):  # Adam's moments follow their weights' layout
+            for state in opt.state.values() if opt is not None else ():
+                for k, v in state.items():
+                    if torch.is_tensor(v) and v.dim() == 4:
+                        state[k] = v.contiguous(memory_format=fmt)
+
+    def step() -> None:
         step_fn(batch, nets, accelerator, trial_args)
         _synchronize(device)
 
     accelerator.print("timing a training step channels-last and NCHW (--channels-last auto)")
     with torch.random.fork_rng(devices=[]):
-        return time_layouts(step)
+        return time_layouts(step, convert)
+
+
+def _choose_layout(
+    G: nn.Module,
+    D: nn.Module | None,
+    args: argparse.Namespace,
+    accelerator: Accelerator,
+    cycle: bool,
+    resume: ckpt.Checkpoint | None,
+) -> str:
+    """Resolve ``--channels-last`` (``train.layout``) on the first process, which alone times the
+    step when ``auto`` needs it, and hand its answer to the others; sets ``args.channels_last``
+    and returns the reason for the log. A resumed run keeps its layout unless its precision
+    changed now, when the layout is chosen for the new precision as in a fresh run."""
+    choice = getattr(args, "channels_last", "auto")
+    saved = resume.config.get("args", {}) if resume is not None else {}
+    if isinstance(choice, bool) and saved.get("mixed_precision") != args.mixed_precision:
+        choice = "auto"
+    device, world = accelerator.device, accelerator.num_processes
+    label = (
+        f"{getattr(args, 'model', 'pix2pix')} {G.architecture} ngf {args.ngf} ndf {args.ndf}, "
+        f"batch {args.batch_size} of {args.crop_size} px, {args.mixed_precision}, {world} "
+        f"process(es), {torch.get_num_threads()} threads"
+    )
+    answer: list[Any] = [None, None]
+    if accelerator.is_main_process:
+        answer = list(
+            resolve_channels_last(
+                choice,
+                precision=args.mixed_precision,
+                device=device,
+                measure=lambda: cached_times(
+                    _layout_key(G, D, args, device, world),
+                    lambda: _time_layouts(G, D, args, accelerator, cycle),
+                    label=label,
+                ),
+            )
+        )
+    if world > 1:
+        broadcast_object_list(answer, from_process=0)
+    args.channels_last, reason = answer
+    before = saved.get("channels_last")
+    if isinstance(before, bool) and before != args.channels_last:
+        reason += f"; the run so far was {'channels-last' if before else 'NCHW'}"
+    return reason
 
 
 def compile_nets(nets: Nets) -> Nets:
@@ -1256,14 +1311,16 @@ def _objective(args: argparse.Namespace, D: nn.Module | None) -> str:
     return f"L1 + cross-entropy of {bins} colour bins" if bins else "L1 only"
 
 
+def count(n: float, word: str) -> str:
+    """'1 step', '3 steps', '0.333 epochs': ``n`` (an int as it is, else 3 significant digits)
+    and ``word``, in the plural unless ``n`` is 1."""
+    value = str(n) if isinstance(n, int) else f"{n:.3g}"
+    return f"{value} {word}{'' if n == 1 else 's'}"
+
+
 def _schedule(args: argparse.Namespace, steps: int, steps_per_epoch: int) -> str:
     """'120 steps (1.5 epochs) of a schedule of 100 + 100 decay epochs', in the singular where
     a count is 1."""
-
-    def count(n: float, word: str) -> str:
-        value = str(n) if isinstance(n, int) else f"{n:.3g}"
-        return f"{value} {word}{'' if n == 1 else 's'}"
-
     return (
         f"{count(steps, 'step')} ({count(steps / max(steps_per_epoch, 1), 'epoch')}) of a "
         f"schedule of {args.epochs} + {count(args.epochs_decay, 'decay epoch')}"
@@ -1482,20 +1539,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         generator=torch.Generator().manual_seed(args.seed),
         pin_memory=accelerator.device.type == "cuda",
     )
-    args.channels_last, layout_reason = resolve_channels_last(
-        getattr(args, "channels_last", "auto"),
-        precision=args.mixed_precision,
-        device=accelerator.device,
-        measure=lambda: cached_times(
-            _layout_key(G, D, args, accelerator.device, world),
-            lambda: _time_layouts(G, D, args, accelerator, cycle),
-            store=is_main,
-        ),
-    )
-    if world > 1:  # every process measured; all take the first one's choice
-        choice = [args.channels_last, layout_reason]
-        broadcast_object_list(choice, from_process=0)
-        args.channels_last, layout_reason = choice
+    layout_reason = _choose_layout(G, D, args, accelerator, cycle, resume)
     if args.channels_last:  # parameters keep their identity: the optimizers still hold them
         G.to(memory_format=torch.channels_last)
         if D is not None:
@@ -1567,7 +1611,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         f"{'channels-last' if args.channels_last else 'NCHW'} ({layout_reason}), torch.compile "
         f"{'on' if compiled else 'off'} ({compile_reason}): {steps_per_epoch} steps per epoch "
         f"of batch "
-        f"{args.batch_size} per process, {total_steps} steps in all; {workers} data workers"
+        f"{args.batch_size} per process, {count(total_steps, 'step')} in all; "
+        f"{count(workers, 'data worker')}"
     )
 
     def save() -> None:
@@ -1690,7 +1735,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         rate = summary["images_per_second"]
         print(
-            f"done: {step} steps, {done_images} images on {world} process(es), "
+            f"done: {count(step, 'step')}, {count(done_images, 'image')} on {world} process(es), "
             f"{rate if rate is not None else 'n/a'} images/s; model saved to {out}"
             + (f" and pushed to {summary['pushed_to']}" if summary.get("pushed_to") else "")
         )
