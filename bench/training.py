@@ -1,5 +1,5 @@
 """Training throughput: the training step per precision and memory layout, with and without
-``torch.compile``, and the data pipeline with and without the decoded-image cache (issue 22).
+``torch.compile``, and the data pipeline with and without the decoded-image cache.
 
     python -m bench.training --ngf 16 64 --batch 1 4                # the step, 4 x 5 configurations
     python -m bench.training --data /tmp/facades --no-step          # data loading only

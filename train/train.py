@@ -843,7 +843,8 @@ def _choose_layout(
     device, world = accelerator.device, accelerator.num_processes
     label = (
         f"{getattr(args, 'model', 'pix2pix')} {G.architecture} ngf {args.ngf} ndf {args.ndf}, "
-        f"batch {args.batch_size} of {args.crop_size} px, {args.mixed_precision}, {world} "
+        f"batch {args.batch_size} of {args.crop_size} px, "
+        f"{'fp32' if args.mixed_precision == 'no' else args.mixed_precision}, {world} "
         f"process(es), {torch.get_num_threads()} threads"
     )
     answer: list[Any] = [None, None]
@@ -1609,9 +1610,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         f"on {world} process(es), world size {world}, device {accelerator.device}, "
         f"mixed precision {args.mixed_precision} ({precision_reason}), "
         f"{'channels-last' if args.channels_last else 'NCHW'} ({layout_reason}), torch.compile "
-        f"{'on' if compiled else 'off'} ({compile_reason}): {steps_per_epoch} steps per epoch "
-        f"of batch "
-        f"{args.batch_size} per process, {count(total_steps, 'step')} in all; "
+        f"{'on' if compiled else 'off'} ({compile_reason}): "
+        f"{count(steps_per_epoch, 'step')} per epoch of batch {args.batch_size} per process, "
+        f"{count(total_steps, 'step')} in all; "
         f"{count(workers, 'data worker')}"
     )
 
