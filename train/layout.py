@@ -42,9 +42,8 @@ def resolve_channels_last(
     ``"auto"``: channels-last under bf16; NCHW on a GPU otherwise (not measured there); for fp32
     on the CPU, channels-last when its step is at least ``MARGIN`` (5 %) shorter than NCHW's in
     ``measure()``, which returns the seconds of a step in each layout, ``{channels_last:
-    seconds}``, and where they come from; else NCHW. ``precision``:
-    Accelerate's resolved mixed precision (``"no"``, ``"bf16"``, ``"fp16"``). Raises
-    ``ValueError`` for an unknown ``choice``.
+    seconds}``, and where they come from; else NCHW. ``precision``: Accelerate's resolved mixed
+    precision (``"no"``, ``"bf16"``, ``"fp16"``). Raises ``ValueError`` for an unknown ``choice``.
     """
     if isinstance(choice, bool):
         return choice, "as in the run resumed"

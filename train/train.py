@@ -752,6 +752,15 @@ def compiler_problem(device: torch.device) -> str | None:
     return None
 
 
+def _optimizers(
+    G: nn.Module, D: nn.Module | None, args: argparse.Namespace
+) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
+    """The recipe's Adam for G and for D (None without D): ``--lr``, betas (``--beta1``, 0.999)."""
+    betas = (args.beta1, 0.999)
+    opt_G = adam(G.parameters(), lr=args.lr, betas=betas)
+    return opt_G, adam(D.parameters(), lr=args.lr, betas=betas) if D is not None else None
+
+
 def _layout_key(
     G: nn.Module, D: nn.Module | None, args: argparse.Namespace, device: torch.device, world: int
 ) -> str:
@@ -796,9 +805,8 @@ def _time_layouts(
         step_fn = functools.partial(cyclegan.train_step, pools=pools)
     G2 = copy.deepcopy(G).to(device)
     D2 = copy.deepcopy(D).to(device) if D is not None else None
-    betas = (args.beta1, 0.999)
-    opt_D = adam(D2.parameters(), lr=args.lr, betas=betas) if D2 is not None else None
-    nets = Nets(G2, adam(G2.parameters(), lr=args.lr, betas=betas), D2, D2, opt_D)
+    opt_G, opt_D = _optimizers(G2, D2, args)
+    nets = Nets(G2, opt_G, D2, D2, opt_D)
     if not cycle:
         nets.bins = colour_bins.bins_of(G2)
     trial_args = argparse.Namespace(**vars(args))
@@ -1520,9 +1528,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         }
         step_fn = functools.partial(cyclegan.train_step, pools=pools)
 
-    betas = (args.beta1, 0.999)
-    opt_G = adam(G.parameters(), lr=args.lr, betas=betas)
-    opt_D = adam(D.parameters(), lr=args.lr, betas=betas) if D is not None else None
+    opt_G, opt_D = _optimizers(G, D, args)
 
     def decay(epoch: int) -> float:
         return lr_factor(epoch, args.epochs, args.epochs_decay)
