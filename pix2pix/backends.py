@@ -61,7 +61,6 @@ import platform
 import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -75,6 +74,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pix2pix import networks, onednn
+from pix2pix.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -1019,10 +1019,8 @@ def write_entry(name: str, key: str, value: Any) -> None:
         except (OSError, ValueError):
             data = {}
         data[key] = value
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_write(path, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1)
-        os.replace(tmp, path)
 
 
 def select(

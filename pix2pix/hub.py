@@ -40,6 +40,7 @@ from huggingface_hub.errors import (
 from torch import nn
 
 from pix2pix import formats, networks
+from pix2pix.files import atomic_write, save_safetensors
 from pix2pix.formats import CheckpointError
 
 INPUT_KINDS = ("edges", "labels", "photo")
@@ -258,8 +259,6 @@ class Pix2PixGenerator(
         )
 
     def _save_pretrained(self, save_directory: Path) -> None:
-        from safetensors.torch import save_file
-
         dtype = getattr(self, "_save_dtype", None)
         state = {
             k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
@@ -268,7 +267,7 @@ class Pix2PixGenerator(
             .contiguous()
             for k, v in self.state_dict().items()
         }
-        save_file(state, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        save_safetensors(state, save_directory / WEIGHTS_NAME, metadata={"format": "pt"})
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, **kwargs: Any) -> Pix2PixGenerator:
@@ -773,9 +772,8 @@ def download_url(url: str, *, timeout: float = 60.0) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     from tqdm.auto import tqdm
 
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
+        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_write(target) as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=name, leave=False) as bar:
                 while chunk := response.read(1 << 20):
@@ -783,10 +781,6 @@ def download_url(url: str, *, timeout: float = 60.0) -> Path:
                     bar.update(len(chunk))
             if total is not None and out.tell() != total:
                 raise ConnectionError(f"{url}: got {out.tell()} of {total} bytes")
-        os.replace(tmp, target)
     except urllib.error.URLError as e:
         raise ConnectionError(f"could not download {url}: {e.reason}") from e
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target

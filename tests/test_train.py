@@ -536,13 +536,13 @@ def test_two_processes_train_save_and_resume(
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     argv = ["--data", aligned, *TINY]
     proc = _launch_two(*argv, "--out", straight)
-    assert "world size 2" in proc.stdout
+    assert "on 2 processes, device cpu" in proc.stdout
     result = summary(straight)
     # 4 training images: 2 steps per epoch, each process sees one image per step.
     assert result["world_size"] == 2 and result["steps"] == 4
     assert result["images_per_process"] == [4, 4]
     model = load_generator(straight)
-    assert model.task.metrics["steps"] == 4 and "2 process(es)" in model.task.notes
+    assert model.task.metrics["steps"] == 4 and "batch 1 x 2 processes" in model.task.notes
     state = ckpt.load_checkpoint(ckpt.find_checkpoint(straight)).state
     assert len(state["processes"]) == 2
     rngs = [p["rng"]["torch"] for p in state["processes"]]

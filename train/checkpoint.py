@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from pix2pix.files import as_created, save_safetensors
 from pix2pix.formats import CheckpointError
 
 CHECKPOINT_DIR = "checkpoint"
@@ -78,12 +79,13 @@ def save_checkpoint(
     try:
         for name, tensors in weights.items():
             path = tmp / f"{name}.safetensors"
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path))
+            save_safetensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, path)
             _fsync(path)
         torch.save(state, tmp / STATE_NAME)
         _fsync(tmp / STATE_NAME)
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         _fsync(tmp / CONFIG_NAME)
+        as_created(tmp)  # mkdtemp made it 0700
         _fsync(tmp)
         os.replace(tmp, final)
         _fsync(root)

@@ -18,11 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from tqdm.auto import tqdm
 
 from pix2pix import imageio
+from pix2pix.files import save_safetensors
 
 WEIGHTS = "classifier.safetensors"
 CONFIG = "classifier.json"
@@ -96,7 +97,7 @@ def load_labelled(data: Path, split: str) -> tuple[list[Path], list[str], list[i
 def save_classifier(model: ProductClassifier, out: Path, config: dict) -> None:
     """Write weights (safetensors) and config (JSON) into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / WEIGHTS))
+    save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}, out / WEIGHTS)
     (out / CONFIG).write_text(json.dumps(config, indent=2))
 
 

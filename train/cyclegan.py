@@ -275,8 +275,9 @@ def sample_grid(G: GeneratorPair, images_a: torch.Tensor, images_b: torch.Tensor
     return make_grid(rows.flatten(0, 1).cpu(), nrow=3, padding=2, pad_value=1.0)
 
 
-def recipe(args: argparse.Namespace, G: GeneratorPair, world: int) -> str:
-    """The model card's sentence on how it was trained (the trainer appends steps and changes)."""
+def recipe(args: argparse.Namespace, G: GeneratorPair, processes: str) -> str:
+    """The model card's sentence on how it was trained (the trainer appends steps and changes);
+    ``processes``: how many trained, as the card says it ('1 process', '2 processes')."""
     identity = (
         f" + {args.lambda_identity:g} x {args.lambda_cycle:g} x identity L1"
         if args.lambda_identity > 0
@@ -287,7 +288,7 @@ def recipe(args: argparse.Namespace, G: GeneratorPair, world: int) -> str:
         f"{args.patch}x{args.patch} discriminators (ndf {args.ndf}), {args.gan_mode} GAN + "
         f"{args.lambda_cycle:g} x cycle L1{identity}, a history of {args.pool_size} generated "
         f"images per discriminator; Adam lr {args.lr:g}, betas ({args.beta1:g}, 0.999), batch "
-        f"{args.batch_size} x {world} process(es)"
+        f"{args.batch_size} x {processes}"
     )
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterable
@@ -48,6 +47,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from pix2pix import imageio
+from pix2pix.files import atomic_write
 from train.hints import DabSpec, sample_dabs
 
 IMAGE_EXTENSIONS = imageio.SUFFIXES  # the same files as every entry point reads
@@ -949,16 +949,8 @@ def _to_unit_range(img: torch.Tensor) -> torch.Tensor:
 
 def _save_png_atomic(img: Image.Image, dest: Path) -> None:
     """Write ``img`` to ``dest`` so readers (other DataLoader workers) never see a partial file."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(dest) as f:
+        img.save(f, format="PNG")
 
 
 def _remove_stale_edges(folder: Path, photo_name: str, version: str) -> None:

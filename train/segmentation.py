@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from pix2pix.files import save_safetensors
 from train import metrics
 
 CONFIG_NAME = "segmenter.json"
@@ -117,12 +118,10 @@ class SegmentationNet(nn.Module):
 
 def save_segmenter(model: SegmentationNet, directory: str | os.PathLike) -> Path:
     """Write ``segmenter.json`` (config, metrics) and ``segmenter.safetensors`` into a folder."""
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+    save_safetensors(state, directory / WEIGHTS_NAME, metadata={"format": "pt"})
     config = {"format": FORMAT, "config": model.config(), "metrics": model.metrics}
     (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return directory

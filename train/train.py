@@ -852,8 +852,8 @@ def _choose_layout(
     label = (
         f"{getattr(args, 'model', 'pix2pix')} {G.architecture} ngf {args.ngf} ndf {args.ndf}, "
         f"batch {args.batch_size} of {args.crop_size} px, "
-        f"{'fp32' if args.mixed_precision == 'no' else args.mixed_precision}, {world} "
-        f"process(es), {torch.get_num_threads()} threads"
+        f"{'fp32' if args.mixed_precision == 'no' else args.mixed_precision}, "
+        f"{processes(world)}, {count(torch.get_num_threads(), 'thread')}"
     )
     answer: list[Any] = [None, None]
     if accelerator.is_main_process:
@@ -1320,11 +1320,17 @@ def _objective(args: argparse.Namespace, D: nn.Module | None) -> str:
     return f"L1 + cross-entropy of {bins} colour bins" if bins else "L1 only"
 
 
-def count(n: float, word: str) -> str:
-    """'1 step', '3 steps', '0.333 epochs': ``n`` (an int as it is, else 3 significant digits)
-    and ``word``, in the plural unless ``n`` is 1."""
+def count(n: float, word: str, plural: str | None = None) -> str:
+    """'1 step', '3 steps', '0.333 epochs', '2 processes': ``n`` (an int as it is, else 3
+    significant digits) and ``word``, in the plural (``plural``, else ``word`` + 's') unless ``n``
+    is 1."""
     value = str(n) if isinstance(n, int) else f"{n:.3g}"
-    return f"{value} {word}{'' if n == 1 else 's'}"
+    return f"{value} {word if n == 1 else plural or word + 's'}"
+
+
+def processes(n: int) -> str:
+    """'1 process', '2 processes'."""
+    return count(n, "process", "processes")
 
 
 def _schedule(args: argparse.Namespace, steps: int, steps_per_epoch: int) -> str:
@@ -1341,7 +1347,8 @@ def _recipe(
 ) -> str:
     if isinstance(G, cyclegan.GeneratorPair):
         text = (
-            f"{cyclegan.recipe(args, G, world)}; {_schedule(args, steps, steps_per_epoch)}; "
+            f"{cyclegan.recipe(args, G, processes(world))}; "
+            f"{_schedule(args, steps, steps_per_epoch)}; "
             f"{args.crop_size} px crops of {args.load_size} px"
             f"{', no flips' if args.no_flip else ', random flips'}; mixed precision "
             f"{args.mixed_precision}; seed {args.seed}."
@@ -1388,7 +1395,7 @@ def _recipe(
             )
     text = (
         f"Trained with pix2pix-train: {G.architecture}, {loss}; Adam lr {args.lr:g}, betas "
-        f"({args.beta1:g}, 0.999), batch {args.batch_size} x {world} process(es); "
+        f"({args.beta1:g}, 0.999), batch {args.batch_size} x {processes(world)}; "
         f"{_schedule(args, steps, steps_per_epoch)}; {crops}; "
         f"mixed precision {args.mixed_precision}; direction {args.direction}; seed {args.seed}."
     )
@@ -1613,7 +1620,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     accelerator.print(
         f"training {'CycleGAN, two ' if cycle else ''}{G_plain.architecture} "
         f"({_objective(args, D)}) "
-        f"on {world} process(es), world size {world}, device {accelerator.device}, "
+        f"on {processes(world)}, device {accelerator.device}, "
         f"mixed precision {args.mixed_precision} ({precision_reason}), "
         f"{'channels-last' if args.channels_last else 'NCHW'} ({layout_reason}), torch.compile "
         f"{'on' if compiled else 'off'} ({compile_reason}): "
@@ -1742,7 +1749,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         rate = summary["images_per_second"]
         print(
-            f"done: {count(step, 'step')}, {count(done_images, 'image')} on {world} process(es), "
+            f"done: {count(step, 'step')}, {count(done_images, 'image')} on {processes(world)}, "
             f"{rate if rate is not None else 'n/a'} images/s; model saved to {out}"
             + (f" and pushed to {summary['pushed_to']}" if summary.get("pushed_to") else "")
         )
@@ -1761,7 +1768,7 @@ def _check_resumable(resume: ckpt.Checkpoint, *, dataset_size: int, world: int) 
     saved_world = resume.config.get("world_size")
     if saved_world != world:
         raise ValueError(
-            f"cannot resume {resume.folder} on {world} process(es): it was trained on "
+            f"cannot resume {resume.folder} on {processes(world)}: it was trained on "
             f"{saved_world}, and the batches each process sees depend on that; launch with "
             f"--num_processes {saved_world}"
         )

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from pix2pix import imageio
+from pix2pix.files import atomic_write
 
 MAX_DATA_URL_CHARS = 8_000_000
 _DATA_URL = re.compile(r"^data:(image/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.IGNORECASE)
@@ -129,10 +130,8 @@ class OutputFiles:
             with contextlib.suppress(OSError):
                 os.utime(path)
         else:
-            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".part")
-            with os.fdopen(fd, "wb") as f:
+            with atomic_write(path) as f:
                 f.write(data)
-            os.replace(tmp, path)
         with self._guard:
             self._saves += 1
             prune = self._saves % 200 == 0
