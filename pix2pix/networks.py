@@ -90,12 +90,25 @@ def _fair_coin_noise(x: torch.Tensor) -> torch.Tensor:
     one element; the expectation is 1, as ``F.dropout``'s.
     """
     n = x.numel()
+    if torch.compiler.is_compiling():  # dynamo traces neither random_ nor out= / as_strided
+        return _fair_coin_noise_traceable(x)
     draws = torch.empty(n // 8, dtype=torch.uint8).random_(0, 256)
     mask = torch.empty_like(x, dtype=torch.uint8)  # dense, in x's layout
     bits = mask.as_strided((n // 8, 8), (8, 1))  # its storage in memory order
     torch.bitwise_right_shift(draws.unsqueeze(1), _BIT_SHIFTS, out=bits)
     bits.bitwise_and_(1)
     return mask.to(x.dtype).mul_(2)
+
+
+def _fair_coin_noise_traceable(x: torch.Tensor) -> torch.Tensor:
+    """:func:`_fair_coin_noise` in ops ``torch.compile`` keeps in one graph: the same bytes from
+    the same generator state (``randint`` draws as ``random_`` does), the same mask."""
+    draws = torch.randint(0, 256, (x.numel() // 8,), dtype=torch.uint8)
+    bits = torch.bitwise_and(draws.unsqueeze(1) >> _BIT_SHIFTS, 1)  # (numel / 8, 8)
+    order = sorted(range(x.dim()), key=lambda d: -x.stride(d))  # x's dims in memory order
+    inverse = [order.index(d) for d in range(x.dim())]
+    mask = bits.reshape([x.shape[d] for d in order]).permute(inverse)
+    return mask.to(x.dtype).mul(2)
 
 
 def _bernoulli(shape: torch.Size, keep: float, generator: torch.Generator) -> torch.Tensor:

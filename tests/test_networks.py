@@ -277,6 +277,24 @@ def test_training_dropout_follows_the_global_seed() -> None:
     first, second = drop(x), drop(x)
     assert not torch.equal(first, second)  # a fresh mask at every call
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_compiled_training_dropout_is_one_graph_with_the_eager_masks(layout: str) -> None:
+    # `--compile on` compiles the U-Net with its dropout layers; a graph break there (random_ and
+    # out= are not traced) split G into a graph per level. Traced, the mask is drawn from the same
+    # bytes of the same generator (inductor's fallback_random, as the trainer compiles).
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    drop = networks.Dropout(0.5).train()
+    x = torch.rand(2, 16, 8, 4).add_(0.5).contiguous(memory_format=fmt)
+    torch._dynamo.reset()
+    compiled = torch.compile(drop, fullgraph=True, options={"fallback_random": True})
+    torch.manual_seed(7)
+    ours = compiled(x)
+    torch.manual_seed(7)
+    eager = drop(x)
+    assert torch.equal(ours, eager) and ours.is_contiguous(memory_format=fmt)
+    assert not torch.equal(compiled(x), eager)  # the generator moved on: a fresh mask
+
+
 
 @pytest.mark.parametrize(("p", "shape"), [(0.3, (4, 64, 16, 16)), (0.5, (3, 5, 7))])
 def test_other_dropout_rates_and_odd_sizes_use_pytorchs_dropout(p: float, shape: tuple) -> None:
