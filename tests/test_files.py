@@ -81,8 +81,7 @@ def test_a_saved_model_and_a_training_checkpoint_are_readable_as_the_umask_allow
     )
     assert _mode(folder) == 0o777 & ~mask
     assert {p.name: _mode(p) for p in folder.iterdir()} == {
-        name: 0o666 & ~mask
-        for name in ("generator.safetensors", ckpt.STATE_NAME, ckpt.CONFIG_NAME)
+        name: 0o666 & ~mask for name in ("generator.safetensors", ckpt.STATE_NAME, ckpt.CONFIG_NAME)
     }
     back = ckpt.load_checkpoint(folder)
     assert back.state["step"] == 3

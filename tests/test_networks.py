@@ -277,6 +277,7 @@ def test_training_dropout_follows_the_global_seed() -> None:
     first, second = drop(x), drop(x)
     assert not torch.equal(first, second)  # a fresh mask at every call
 
+
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_compiled_training_dropout_is_one_graph_with_the_eager_masks(layout: str) -> None:
     # `--compile on` compiles the U-Net with its dropout layers; a graph break there (random_ and
@@ -293,7 +294,6 @@ def test_compiled_training_dropout_is_one_graph_with_the_eager_masks(layout: str
     eager = drop(x)
     assert torch.equal(ours, eager) and ours.is_contiguous(memory_format=fmt)
     assert not torch.equal(compiled(x), eager)  # the generator moved on: a fresh mask
-
 
 
 @pytest.mark.parametrize(("p", "shape"), [(0.3, (4, 64, 16, 16)), (0.5, (3, 5, 7))])

@@ -236,8 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch.compile G and D for the training step (inductor; needs a C++ compiler on "
         "CPUs, else it trains uncompiled with a warning). The same training up to rounding. Off "
         "by default: on a 2-core CPU with native bf16 it made bf16 steps 10%% slower to 8%% "
-        "faster (ngf 16 and 64) and fp32 ones 18%% slower to 11%% faster, and the first step "
-        "of a run compiles for 20-120 s (a few seconds once inductor's on-disk cache holds the "
+        "faster (ngf 16 and 64) and fp32 ones 22%% slower to 16%% faster, and the first step "
+        "of a run compiles for 10-120 s (a few seconds once inductor's on-disk cache holds the "
         "graphs)",
     )
     run.add_argument(
@@ -711,8 +711,8 @@ def resolve_compile(
     compiler (CPU) or no Triton (GPU). Off by default: on the one machine measured (2-core AMD
     EPYC with native bf16, ``python -m bench.training``) it made bf16 steps 0-18 % faster than
     eager (ngf 16 and 64) until eager's skip concatenation handed BatchNorm channels-last
-    gradients, and 10 % slower to 8 % faster since (PERFORMANCE, entries 41 and 45, sessions 17
-    and 18); fp32 steps 18 % slower to 11 % faster; and a run's first step compiles for 20-120 s
+    gradients, and 10 % slower to 8 % faster since (PERFORMANCE, entries 41, 45 and 48, sessions
+    17 to 20); fp32 steps 22 % slower to 16 % faster; and a run's first step compiles for 10-120 s
     (a few seconds when inductor's on-disk cache holds the graphs). ``default``: ``choice`` was
     not given, so the reason for ``off`` says it is the default rather than "as asked". Raises
     ``ValueError`` for an unknown ``choice``.
