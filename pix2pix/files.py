@@ -1,71 +1,64 @@
-"""Files written whole or not at all, readable as the user's umask allows.
+"""Files written whole or not at all, with the permissions ``open()`` and ``mkdir()`` would give.
 
-Two things every writer here needs and the standard tools each get half of:
-
-- ``tempfile.mkstemp`` / ``mkdtemp`` give a private name for an atomic ``os.replace``, but create
-  the file ``0600`` and the folder ``0700``, and the rename keeps that mode;
-- ``safetensors`` (0.8) writes its files ``0600`` too.
-
-A model folder, a training checkpoint or a prepared dataset then reads as "Permission denied" to
-anyone else the user shares it with (a group, a web server, a container running as another user),
-while the ``config.json`` beside it is ``0644``. Everything the project writes for the user goes
-through :func:`atomic_write` or :func:`save_safetensors`, and a folder made by ``mkdtemp`` to be
-renamed into place through :func:`as_created`: files get ``0666`` and folders ``0777`` less the
-umask, as ``open()`` and ``mkdir()`` would give them.
+The usual tools each get one half: ``tempfile.mkstemp`` / ``mkdtemp`` give a private name for an
+atomic ``os.replace`` but create the file ``0600`` and the folder ``0700`` (kept by the rename),
+and ``safetensors.torch.save_file`` (0.8) writes ``0600`` too. A model folder, a training
+checkpoint or a prepared dataset then reads as "Permission denied" to anyone the user shares it
+with (a group, a web server, a container running as another user), beside a ``config.json`` that
+is ``0644``. Here the temporary file or folder is created with ``0666`` / ``0777`` and the kernel
+applies the umask, or a folder's default ACL, exactly as for any other file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-import threading
+import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import torch
 
-_UMASK_LOCK = threading.Lock()
+
+def _fresh(parent: Path, name: str, create: Any) -> Path:
+    """``create(path)`` for a new hidden ``path`` in ``parent`` derived from ``name``; retried
+    on the (unlikely) name already taken."""
+    while True:
+        path = parent / f".{name}.{secrets.token_hex(6)}.part"
+        try:
+            create(path)
+            return path
+        except FileExistsError:
+            continue
 
 
-def umask() -> int:
-    """The process's umask (e.g. ``0o022``), read without changing it where Linux says it in
-    ``/proc/self/status``; elsewhere set and restored under a lock."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    with _UMASK_LOCK:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-def as_created(path: str | os.PathLike[str]) -> None:
-    """Give ``path`` the mode ``open()`` / ``mkdir()`` would have: ``0o666`` for a file, ``0o777``
-    for a folder, less the umask. Raises OSError as ``os.chmod`` does."""
-    base = 0o777 if os.path.isdir(path) else 0o666
-    os.chmod(path, base & ~umask())
+def temporary_folder(parent: str | os.PathLike[str], name: str) -> Path:
+    """A new empty hidden folder in ``parent`` (created with its parents), to fill and then
+    rename into place with ``os.replace``; its mode is what ``mkdir()`` gives."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    return _fresh(parent, name, lambda path: os.mkdir(path, 0o777))
 
 
 @contextlib.contextmanager
 def atomic_write(
     dest: str | os.PathLike[str], mode: str = "wb", *, encoding: str | None = None
 ) -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``dest`` for writing; on a clean exit give it the umask's
-    mode and rename it onto ``dest`` (atomic on one file system), so a reader sees the old file
-    or the whole new one, never a part. On an exception the temporary file is removed and
-    ``dest`` is left as it was. Creates ``dest``'s folder. ``mode``: ``"wb"`` or ``"w"``."""
+    """Open a new temporary file beside ``dest`` for writing and, on a clean exit, rename it onto
+    ``dest`` (atomic on one file system): a reader sees the old file or the whole new one, never
+    a part. On an exception the temporary file is removed and ``dest`` is left as it was.
+    Creates ``dest``'s folder. ``mode``: ``"wb"`` or ``"w"``. Raises ``OSError`` as ``open``."""
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write opens files for writing, 'wb' or 'w'; got {mode!r}")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    fds: list[int] = []
+    tmp = _fresh(dest.parent, dest.name, lambda path: fds.append(os.open(path, flags, 0o666)))
     try:
-        with os.fdopen(fd, mode, encoding=encoding) as f:
+        with os.fdopen(fds[0], mode, encoding=encoding) as f:
             yield f
-        as_created(tmp)
         os.replace(tmp, dest)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -77,9 +70,12 @@ def save_safetensors(
     path: str | os.PathLike[str],
     metadata: Mapping[str, str] | None = None,
 ) -> None:
-    """``safetensors.torch.save_file``, then the umask's mode (it writes ``0600``).
-    ``tensors``: name -> contiguous CPU tensor; raises as ``save_file`` does."""
-    from safetensors.torch import save_file
+    """Write ``tensors`` (name -> contiguous CPU tensor) as a ``.safetensors`` file through
+    :func:`atomic_write`: the whole file or none, with the umask's mode (``save_file`` writes
+    ``0600`` in place). Holds the serialised file in memory once while writing. Raises as
+    ``safetensors.torch.save`` and ``open``."""
+    from safetensors.torch import save
 
-    save_file(dict(tensors), str(path), metadata=dict(metadata) if metadata else None)
-    as_created(path)
+    data = save(dict(tensors), metadata=dict(metadata) if metadata else None)
+    with atomic_write(path) as f:
+        f.write(data)

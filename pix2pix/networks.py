@@ -101,13 +101,18 @@ def _fair_coin_noise(x: torch.Tensor) -> torch.Tensor:
 
 
 def _fair_coin_noise_traceable(x: torch.Tensor) -> torch.Tensor:
-    """:func:`_fair_coin_noise` in ops ``torch.compile`` keeps in one graph: the same bytes from
-    the same generator state (``randint`` draws as ``random_`` does), the same mask."""
+    """:func:`_fair_coin_noise` in ops ``torch.compile`` keeps in one graph, with static or
+    dynamic shapes: the same bytes from the same generator state (``randint`` draws as
+    ``random_`` does), so the same mask for contiguous and channels-last inputs (other layouts:
+    the bits in logical order, not memory order)."""
     draws = torch.randint(0, 256, (x.numel() // 8,), dtype=torch.uint8)
     bits = torch.bitwise_and(draws.unsqueeze(1) >> _BIT_SHIFTS, 1)  # (numel / 8, 8)
-    order = sorted(range(x.dim()), key=lambda d: -x.stride(d))  # x's dims in memory order
-    inverse = [order.index(d) for d in range(x.dim())]
-    mask = bits.reshape([x.shape[d] for d in order]).permute(inverse)
+    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    if channels_last and not x.is_contiguous():
+        n, c, h, w = x.shape
+        mask = bits.reshape(n, h, w, c).permute(0, 3, 1, 2)
+    else:
+        mask = bits.reshape(x.shape)
     return mask.to(x.dtype).mul(2)
 
 

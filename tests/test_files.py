@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from pix2pix import networks
-from pix2pix.files import atomic_write, save_safetensors, umask
+from pix2pix.files import atomic_write, save_safetensors, temporary_folder
 from pix2pix.hub import Pix2PixGenerator
 from train import checkpoint as ckpt
 
@@ -30,9 +31,14 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_the_umask_is_read_without_changing_it(mask: int) -> None:
-    assert umask() == mask
-    assert os.umask(mask) == mask  # still set as it was
+def test_a_temporary_folder_is_new_hidden_and_as_mkdir_makes_it(mask: int, tmp_path: Path) -> None:
+    one, two = (
+        temporary_folder(tmp_path / "run", "step-1"),
+        temporary_folder(tmp_path / "run", "step-1"),
+    )
+    assert one != two and one.parent == tmp_path / "run"
+    assert one.name.startswith(".step-1.") and one.name.endswith(".part")
+    assert _mode(one) == 0o777 & ~mask and not any(one.iterdir())
 
 
 def test_atomic_write_gives_the_umask_mode_and_replaces_whole(mask: int, tmp_path: Path) -> None:
@@ -63,6 +69,13 @@ def test_safetensors_files_get_the_umask_mode(mask: int, tmp_path: Path) -> None
     save_safetensors({"a": torch.arange(3.0)}, path, metadata={"format": "pt"})
     assert _mode(path) == 0o666 & ~mask
     assert torch.equal(load_file(path)["a"], torch.arange(3.0))
+    with safe_open(path, "pt") as f:
+        assert f.metadata() == {"format": "pt"}
+    with pytest.raises(RuntimeError, match="share memory"):  # refused: the file stays as it was
+        shared = torch.zeros(4)
+        save_safetensors({"a": shared, "b": shared}, path)
+    assert torch.equal(load_file(path)["a"], torch.arange(3.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["w.safetensors"]
 
 
 def test_a_saved_model_and_a_training_checkpoint_are_readable_as_the_umask_allows(

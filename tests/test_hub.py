@@ -404,7 +404,7 @@ def test_url_download_is_cached(http_root, tmp_path: Path, monkeypatch: pytest.M
     (root / "facades_label2photo.pth").unlink()  # the second load must not need the server
     assert load_generator(url).architecture == "unet_128"
     assert len(requests) == 1
-    assert not list((tmp_path / "cache" / "urls").glob(".part-*"))
+    assert not list((tmp_path / "cache" / "urls").glob(".*.part"))
 
 
 def test_url_errors_are_clear(http_root, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

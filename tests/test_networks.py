@@ -296,6 +296,22 @@ def test_compiled_training_dropout_is_one_graph_with_the_eager_masks(layout: str
     assert not torch.equal(compiled(x), eager)  # the generator moved on: a fresh mask
 
 
+def test_compiled_training_dropout_with_dynamic_shapes_and_both_layouts() -> None:
+    # A user's own torch.compile (dynamic shapes by default after a recompile): a new layout and
+    # a new size recompile without a graph break, the masks still those of eager mode.
+    drop = networks.Dropout(0.5).train()
+    torch._dynamo.reset()
+    compiled = torch.compile(drop, fullgraph=True, dynamic=True, options={"fallback_random": True})
+    for shape, fmt in [((2, 16, 8, 4), torch.contiguous_format),
+                       ((2, 16, 8, 4), torch.channels_last),
+                       ((3, 8, 6, 4), torch.channels_last)]:  # fmt: skip
+        x = torch.rand(shape).add_(0.5).contiguous(memory_format=fmt)
+        torch.manual_seed(3)
+        ours = compiled(x)
+        torch.manual_seed(3)
+        assert torch.equal(ours, drop(x)) and ours.is_contiguous(memory_format=fmt)
+
+
 @pytest.mark.parametrize(("p", "shape"), [(0.3, (4, 64, 16, 16)), (0.5, (3, 5, 7))])
 def test_other_dropout_rates_and_odd_sizes_use_pytorchs_dropout(p: float, shape: tuple) -> None:
     drop = networks.Dropout(p).train()

@@ -384,11 +384,12 @@ sys.exit(main(sys.argv[1:]))
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     leftovers = [p.name for p in (out / "checkpoint").iterdir()]
-    assert "step-000000003" in leftovers and any(n.startswith(".tmp-") for n in leftovers)
+    partial = [n for n in leftovers if n.startswith(".step-000000006.") and n.endswith(".part")]
+    assert "step-000000003" in leftovers and partial
     assert ckpt.load_checkpoint(ckpt.find_checkpoint(out)).step == 3
 
     assert run("--resume", out) == 0  # same options as the killed run: on to step 6
-    assert not any(p.name.startswith(".tmp-") for p in (out / "checkpoint").iterdir())
+    assert not any(p.name.startswith(".") for p in (out / "checkpoint").iterdir())
     assert_same_weights(latest_weights(out), straight_run)
 
 
@@ -554,7 +555,10 @@ def test_two_processes_train_save_and_resume(
     assert_same_weights(latest_weights(stopped), latest_weights(straight))
 
     assert run("--resume", stopped) == 2  # in one process: the batches would differ
-    assert "--num_processes 2" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "on 1 process: it was trained on 2 processes" in err
+    again = f"accelerate launch --multi_gpu --num_processes 2 -m train.train --resume {stopped}"
+    assert again in err
 
 
 # --------------------------------------------------------------------------------------------

@@ -556,7 +556,7 @@ def test_photos_edge_cache_reused_and_refreshed(tmp_path: Path, fake_edges: list
         fresh[i]
     assert len(fake_edges) == 4  # only the changed photo was recomputed
     assert len(list(cache.glob("p1.png.*.png"))) == 1  # the stale entry is gone
-    assert not list(cache.glob(".tmp-*"))
+    assert not list(cache.glob(".*.part"))
 
     evaluation, _ = _build(tmp_path, train=False)
     evaluation[0]

@@ -11,8 +11,9 @@ Layout, under a run's output folder::
 A checkpoint is written into a hidden temporary folder beside the others and moved into place with
 ``os.replace``, which is atomic; only then are older checkpoints deleted. Any ``step-*`` folder is
 therefore complete, and the newest one is the latest checkpoint: a run killed during a save leaves
-at worst a ``.tmp-*`` folder, removed by the next save. ``training_state.pt`` holds only tensors,
-dicts, lists, tuples, strings and numbers, so it loads with ``torch.load(weights_only=True)``.
+at worst a hidden ``.step-*.part`` folder, removed by the next save. ``training_state.pt`` holds
+only tensors, dicts, lists, tuples, strings and numbers, so it loads with
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import os
 import random
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from pix2pix.files import as_created, save_safetensors
+from pix2pix.files import save_safetensors, temporary_folder
 from pix2pix.formats import CheckpointError
 
 CHECKPOINT_DIR = "checkpoint"
@@ -75,7 +75,7 @@ def save_checkpoint(
     final = root / f"step-{step:09d}"
     if final.is_dir():
         return final
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
+    tmp = temporary_folder(root, final.name)
     try:
         for name, tensors in weights.items():
             path = tmp / f"{name}.safetensors"
@@ -85,7 +85,6 @@ def save_checkpoint(
         _fsync(tmp / STATE_NAME)
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         _fsync(tmp / CONFIG_NAME)
-        as_created(tmp)  # mkdtemp made it 0700
         _fsync(tmp)
         os.replace(tmp, final)
         _fsync(root)
@@ -183,7 +182,8 @@ def _step_folders(root: Path) -> list[tuple[int, Path]]:
 def _remove_older(root: Path, *, keep: int) -> None:
     for _, folder in _step_folders(root)[:-keep]:
         shutil.rmtree(folder, ignore_errors=True)
-    for entry in root.glob(".tmp-*"):  # left by runs killed while saving
+    # Left by runs killed while saving (".tmp-*" by versions before pix2pix.files).
+    for entry in [*root.glob(".step-*.part"), *root.glob(".tmp-*")]:
         shutil.rmtree(entry, ignore_errors=True)
 
 

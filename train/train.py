@@ -1767,10 +1767,18 @@ def _check_resumable(resume: ckpt.Checkpoint, *, dataset_size: int, world: int) 
         )
     saved_world = resume.config.get("world_size")
     if saved_world != world:
+        run = resume.folder.parent.parent  # OUT/checkpoint/step-N
+        if saved_world == 1:
+            how = f"python -m train.train --resume {run}"
+        else:  # on CPUs too: without --multi_gpu accelerate starts one process
+            how = (
+                f"accelerate launch --multi_gpu --num_processes {saved_world} -m train.train "
+                f"--resume {run}, with --cpu after it on a CPU machine"
+            )
         raise ValueError(
             f"cannot resume {resume.folder} on {processes(world)}: it was trained on "
-            f"{saved_world}, and the batches each process sees depend on that; launch with "
-            f"--num_processes {saved_world}"
+            f"{processes(saved_world)}, and the batches each process sees depend on that; "
+            f"launch it on {saved_world} as it was: {how}"
         )
 
 
