@@ -88,8 +88,7 @@ def build_step(
     if args.channels_last:
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)
-    opt_G = T.adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_D = T.adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_G, opt_D = T.recipe_optimizers(G, D, args)  # the recipe's: lr 2e-4, betas (0.5, 0.999)
     nets = T.Nets(G, opt_G, D, D, opt_D)
     if compile_ == "on":
         nets = T.compile_nets(nets)

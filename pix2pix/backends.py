@@ -1012,7 +1012,6 @@ def write_entry(name: str, key: str, value: Any) -> None:
     see the old file or the new one."""
     path = cache_dir() / name
     with _CACHE_LOCK:
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             data = data if isinstance(data, dict) else {}

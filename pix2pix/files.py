@@ -33,6 +33,12 @@ def _fresh(parent: Path, name: str, create: Any) -> Path:
             continue
 
 
+def leftovers(parent: str | os.PathLike[str], name: str = "*") -> list[Path]:
+    """The temporary files and folders of :func:`atomic_write` / :func:`temporary_folder` for
+    ``name`` (a glob pattern) left in ``parent`` by a process killed while writing."""
+    return sorted(Path(parent).glob(f".{name}.*.part"))
+
+
 def temporary_folder(parent: str | os.PathLike[str], name: str) -> Path:
     """A new empty hidden folder in ``parent`` (created with its parents), to fill and then
     rename into place with ``os.replace``; its mode is what ``mkdir()`` gives."""

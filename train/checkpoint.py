@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from pix2pix.files import save_safetensors, temporary_folder
+from pix2pix.files import leftovers, save_safetensors, temporary_folder
 from pix2pix.formats import CheckpointError
 
 CHECKPOINT_DIR = "checkpoint"
@@ -183,7 +183,7 @@ def _remove_older(root: Path, *, keep: int) -> None:
     for _, folder in _step_folders(root)[:-keep]:
         shutil.rmtree(folder, ignore_errors=True)
     # Left by runs killed while saving (".tmp-*" by versions before pix2pix.files).
-    for entry in [*root.glob(".step-*.part"), *root.glob(".tmp-*")]:
+    for entry in [*leftovers(root, "step-*"), *root.glob(".tmp-*")]:
         shutil.rmtree(entry, ignore_errors=True)
 
 

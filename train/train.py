@@ -752,7 +752,7 @@ def compiler_problem(device: torch.device) -> str | None:
     return None
 
 
-def _optimizers(
+def recipe_optimizers(
     G: nn.Module, D: nn.Module | None, args: argparse.Namespace
 ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
     """The recipe's Adam for G and for D (None without D): ``--lr``, betas (``--beta1``, 0.999)."""
@@ -805,7 +805,7 @@ def _time_layouts(
         step_fn = functools.partial(cyclegan.train_step, pools=pools)
     G2 = copy.deepcopy(G).to(device)
     D2 = copy.deepcopy(D).to(device) if D is not None else None
-    opt_G, opt_D = _optimizers(G2, D2, args)
+    opt_G, opt_D = recipe_optimizers(G2, D2, args)
     nets = Nets(G2, opt_G, D2, D2, opt_D)
     if not cycle:
         nets.bins = colour_bins.bins_of(G2)
@@ -1535,7 +1535,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         }
         step_fn = functools.partial(cyclegan.train_step, pools=pools)
 
-    opt_G, opt_D = _optimizers(G, D, args)
+    opt_G, opt_D = recipe_optimizers(G, D, args)
 
     def decay(epoch: int) -> float:
         return lr_factor(epoch, args.epochs, args.epochs_decay)
