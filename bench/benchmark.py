@@ -225,6 +225,41 @@ def bench_export(model: Pix2PixGenerator) -> list[dict]:
     return rows
 
 
+def training_data(folder: Path, pairs: int) -> Path:
+    """``pairs`` synthetic facade pairs (256 px, seed 0) as a paired dataset with a train split
+    only, written under ``folder``; returns the dataset's root."""
+    from train.datasets.synthetic_facades import generate
+
+    data = generate(folder / "data", splits=(pairs, 0, 0), seed=0, size=256)
+    for empty in ("val", "test"):  # a split folder without images is an error for train
+        with contextlib.suppress(OSError):
+            (data / empty).rmdir()
+    return data
+
+
+def run_trainer(
+    data: Path, out: Path, steps: int, precision: str, *, device: str = "cpu", ngf: int = 16,
+    batch: int = 1, options: tuple[str, ...] = (),
+) -> dict:  # fmt: skip
+    """Train ``train.train`` for ``steps`` steps in a subprocess (unet_256 and a 70x70 PatchGAN of
+    width ``ngf``, 256-px crops, no samples or checkpoints in between) and return its
+    ``train_summary.json`` as a dict (``steady_images_per_second``: images/s after the warm-up
+    steps). ``options``: more trainer options, e.g. ``("--workers", "4")``; without them the
+    images are loaded in the main process. Raises ``RuntimeError`` with the end of the trainer's
+    stderr if it fails.
+    """
+    command = [sys.executable, "-m", "train.train", "--data", str(data), "--out", str(out),
+               "--netG", "unet_256", "--ngf", str(ngf), "--ndf", str(ngf), "--patch", "70",
+               "--batch-size", str(batch), *(["--cpu"] if device == "cpu" else []),
+               "--max-steps", str(steps), "--workers", "0", "--sample-every", "0",
+               "--save-every", str(10 * steps), "--log-every", str(steps),
+               "--mixed-precision", precision, *options]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return json.loads((out / "train_summary.json").read_text())
+
+
 def bench_training(
     steps: int, precision: str = "no", *, device: str = "cpu", ngf: int = 16, batch: int = 1
 ) -> dict:
@@ -232,34 +267,22 @@ def bench_training(
 
     ``device``: ``"cpu"`` or ``"cuda"`` (``train.train`` is given ``--cpu`` for the former);
     ``ngf`` / ``batch``: the generator's and discriminator's width and the batch size (unet_256,
-    70x70 PatchGAN, 256-px crops).
+    70x70 PatchGAN, 256-px crops). Both sides decode and augment every image in the main process
+    (``train.train`` with ``--cache-images off --workers 0``), so the ratio compares the steps;
+    ``bench.gpu``'s data-pipeline rows measure the cache and the workers.
     """
     from torch.utils.data import DataLoader
 
     from pix2pix import losses
     from train.data import PairedDataset
-    from train.datasets.synthetic_facades import generate
 
     with tempfile.TemporaryDirectory() as tmp:
-        data = generate(Path(tmp) / "data", splits=(max(16, 2 * batch), 0, 0), seed=0, size=256)
-        for empty in ("val", "test"):  # a split folder without images is an error for train
-            with contextlib.suppress(OSError):
-                (data / empty).rmdir()
-        settings = ["--netG", "unet_256", "--ngf", str(ngf), "--ndf", str(ngf), "--patch", "70",
-                    "--batch-size", str(batch), *(["--cpu"] if device == "cpu" else [])]  # fmt: skip
+        data = training_data(Path(tmp), max(16, 2 * batch))
         start = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "train.train", "--data", str(data), "--out", f"{tmp}/run",
-             *settings, "--max-steps", str(steps), "--workers", "0", "--sample-every", "0",
-             "--save-every", str(10 * steps), "--log-every", str(steps),
-             "--mixed-precision", precision],
-            cwd=ROOT, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if done.returncode:
-            raise RuntimeError(done.stderr[-2000:])
-        summary = json.loads((Path(tmp) / "run" / "train_summary.json").read_text())
+        summary = run_trainer(data, Path(tmp) / "run", steps, precision, device=device, ngf=ngf,
+                              batch=batch, options=("--cache-images", "off"))  # fmt: skip
         ours = summary.get("steady_images_per_second") or summary.get("images_per_second")
-        ours = ours or steps / (time.perf_counter() - start)
+        ours = ours or batch * steps / (time.perf_counter() - start)
 
         torch.manual_seed(0)
         where = torch.device(device)

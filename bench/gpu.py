@@ -14,7 +14,10 @@ unet_256 ngf 64 with batch norm, and bundled 256-px models):
 - throughput: images/s at batch 1 and batch 64, of fp32 eager on a tensor already on the GPU
   (the baseline) and of the chosen path (on a tensor, and end to end from PIL images);
 - training: ``train.train`` images/s per mixed precision against a minimal fp32 eager loop with
-  the same networks, losses, optimizers and data pipeline on the same GPU.
+  the same networks, losses, optimizers and data pipeline on the same GPU;
+- the data pipeline: ``train.train`` images/s with the decoded images kept in memory
+  (``--cache-images on``) and without (``off``), each with the images loaded in the main process
+  and with loader workers (``--data-steps``; 0 leaves it out).
 
 fp32 eager is PyTorch's default: cuDNN may use TF32 for convolutions
 (``torch.backends.cudnn.allow_tf32``, on by default), as the reference implementation runs.
@@ -37,7 +40,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.benchmark import bench_training, paper_generator
+from bench.benchmark import bench_training, paper_generator, run_trainer, training_data
 from pix2pix import Translator, backends, load_generator
 from pix2pix.hub import Pix2PixGenerator
 
@@ -139,6 +142,44 @@ def bench_model(name: str, model: Pix2PixGenerator, size: int, runs: int) -> dic
     }
 
 
+def bench_data_pipeline(
+    steps: int, *, ngf: int = 64, batch: int = 16, precision: str = "fp16",
+    workers: tuple[int, ...] = (0, 4), pairs: int = 128, device: str = "cuda",
+) -> list[dict]:  # fmt: skip
+    """``train.train`` on ``device`` (the GPU by default) with ``--cache-images off`` and ``on``,
+    for each loader worker count: steady images/s (after the trainer's warm-up steps), the whole
+    run's wall time in seconds (start-up and, with the cache, decoding every image once included)
+    and the trainer's line on its data (``data``: whether the images were kept in memory). ``pairs``
+    synthetic facade pairs (256 px on each side, loaded at 286 and cropped to 256 as the recipe
+    does); ``steps`` of ``batch`` images each cycle through them several times, so that the
+    uncached rows decode every image again each epoch as a long run does.
+    """
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = training_data(Path(tmp), pairs)
+        for count in workers:
+            for cache in ("off", "on"):
+                print(f"data pipeline: cache {cache}, {count} workers", flush=True)
+                start = time.perf_counter()
+                summary = run_trainer(
+                    data, Path(tmp) / f"run-{cache}-{count}", steps, precision, device=device,
+                    ngf=ngf, batch=batch,
+                    options=("--cache-images", cache, "--workers", str(count)),
+                )  # fmt: skip
+                rows.append({
+                    "settings": f"unet_256 ngf {ngf}, batch {batch}, {precision}, {pairs} pairs",
+                    "cache_images": cache,
+                    "workers": count,
+                    "steady_images_per_s": summary.get("steady_images_per_second"),
+                    "images_per_s": summary.get("images_per_second"),
+                    "run_seconds": round(time.perf_counter() - start, 2),
+                    "steps": steps,
+                    "warmup_steps": summary.get("warmup_steps"),
+                    "data": summary.get("data"),
+                })  # fmt: skip
+    return rows
+
+
 def machine() -> dict:
     props = torch.cuda.get_device_properties(0)
     return {
@@ -220,6 +261,24 @@ def markdown(r: dict) -> str:
                 f"| {t['settings']} | {t['precision']} | {t['train_images_per_s']:.1f} | "
                 f"{t['baseline_images_per_s']:.1f} | {t['ratio']:.2f}x |"
             )
+    if r.get("data_pipeline"):
+        lines += _table(
+            "Data pipeline, `train.train` images/s with the decoded images kept in memory "
+            "(`--cache-images on`) and decoded per step (`off`); run: the whole process's wall "
+            "time, start-up and the cache's decoding included:",
+            ["settings", "workers", "cache off", "cache on", "on / off", "run off / on (s)"],
+        )
+        by_workers: dict[int, dict[str, dict]] = {}
+        for row in r["data_pipeline"]:
+            by_workers.setdefault(row["workers"], {})[row["cache_images"]] = row
+        for count, pair in by_workers.items():
+            off, on = pair["off"], pair["on"]
+            rate_off, rate_on = off["steady_images_per_s"], on["steady_images_per_s"]
+            ratio = f"{rate_on / rate_off:.2f}x" if rate_off and rate_on else "-"
+            lines.append(
+                f"| {off['settings']} | {count} | {rate_off} | {rate_on} | {ratio} | "
+                f"{off['run_seconds']} / {on['run_seconds']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -228,6 +287,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--train-steps", type=int, default=30, help="0: no training figures")
     p.add_argument("--no-inference", action="store_true", help="training figures only")
+    p.add_argument(
+        "--data-steps",
+        type=int,
+        default=60,
+        help="steps of each data-pipeline run (cache on / off x workers); 0: none",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[0, 4],
+        help="loader worker counts of the data-pipeline rows",
+    )
     p.add_argument("--json", type=Path, help="write the raw figures here")
     p.add_argument("--md", type=Path, help="write the Markdown section here")
     args = p.parse_args(argv)
@@ -236,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # A cache of this run's own, so that every choice below is measured now.
     os.environ["PIX2PIX_CACHE"] = tempfile.mkdtemp(prefix="pix2pix-gpu-bench-")
-    results: dict = {"machine": machine(), "inference": [], "training": []}
+    results: dict = {"machine": machine(), "inference": [], "training": [], "data_pipeline": []}
     models = []
     if not args.no_inference:
         models.append(("paper unet_256 ngf 64", paper_generator(), 256))
@@ -252,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                     bench_training(args.train_steps, precision, device="cuda", ngf=ngf,
                                    batch=batch)
                 )  # fmt: skip
+    if args.data_steps:
+        results["data_pipeline"] = bench_data_pipeline(args.data_steps, workers=tuple(args.workers))
     md = markdown(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -2,6 +2,7 @@
 ``torch.compile``, and the data pipeline with and without the decoded-image cache.
 
     python -m bench.training --ngf 16 64 --batch 1 4                # the step, 4 x 5 configurations
+    python -m bench.training --ngf 64 --batch 4 --no-compile        # eager configurations only
     python -m bench.training --data /tmp/facades --no-step          # data loading only
 
 Step: the trainer's own ``train.train.train_step`` (unet_256, 70x70 PatchGAN with ndf = ngf, 256-px
@@ -106,16 +107,24 @@ def _clocks() -> tuple[float, float, float]:
     return time.perf_counter(), time.process_time(), children.ru_utime + children.ru_stime
 
 
-def bench_steps(ngf: int, batch: int, *, steps: int, rounds: int, warmup: int) -> list[dict]:
-    """Images/s (wall and CPU time) and first-step time of each of ``CONFIGS`` at one
-    (ngf, batch)."""
+def bench_steps(
+    ngf: int,
+    batch: int,
+    *,
+    steps: int,
+    rounds: int,
+    warmup: int,
+    configs: tuple[tuple[str, str, str], ...] = CONFIGS,
+) -> list[dict]:
+    """Images/s (wall and CPU time) and first-step time of each of ``configs`` (by default all of
+    ``CONFIGS``, which must include ``BASELINE``) at one (ngf, batch)."""
     # Every configuration compiles its own G and D (D twice: with and without gradients for its
     # weights), one process for all: past dynamo's default of 8 versions per frame the later
     # configurations would run D uncompiled (the ngf 64 rows of sessions 11-17 partly did).
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     fns: dict[tuple[str, str, str], Callable[[], None]] = {}
     first: dict[tuple[str, str, str], tuple[float, float]] = {}  # (wall, CPU with children)
-    for config in CONFIGS:
+    for config in configs:
         fns[config] = build_step(ngf, batch, *config)
         wall, cpu, children = _clocks()
         fns[config]()
@@ -128,10 +137,10 @@ def bench_steps(ngf: int, batch: int, *, steps: int, rounds: int, warmup: int) -
             f"({first[config][1]:.1f} CPU-s)",
             flush=True,
         )
-    walls: dict[tuple[str, str, str], list[float]] = {c: [] for c in CONFIGS}
-    cpus: dict[tuple[str, str, str], list[float]] = {c: [] for c in CONFIGS}
+    walls: dict[tuple[str, str, str], list[float]] = {c: [] for c in configs}
+    cpus: dict[tuple[str, str, str], list[float]] = {c: [] for c in configs}
     for r in range(rounds):
-        order = CONFIGS[r % len(CONFIGS) :] + CONFIGS[: r % len(CONFIGS)]
+        order = configs[r % len(configs) :] + configs[: r % len(configs)]
         for config in order:
             for _ in range(steps):
                 wall, cpu = time.perf_counter(), time.process_time()
@@ -141,8 +150,8 @@ def bench_steps(ngf: int, batch: int, *, steps: int, rounds: int, warmup: int) -
     rows = []
     base = statistics.median(walls[BASELINE]), statistics.median(cpus[BASELINE])
     # The fp32 eager loop as the trainer runs it: in the faster of its two layouts.
-    best_fp32 = min(statistics.median(walls[c]) for c in CONFIGS if c[0] == "no" and c[2] == "off")
-    for config in CONFIGS:
+    best_fp32 = min(statistics.median(walls[c]) for c in configs if c[0] == "no" and c[2] == "off")
+    for config in configs:
         wall, cpu = statistics.median(walls[config]), statistics.median(cpus[config])
         rows.append(
             {
@@ -261,6 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="rounds of rotating order")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps after the first")
     p.add_argument("--no-step", action="store_true", help="skip the training-step benchmark")
+    p.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="eager configurations only (a first compile costs 10-120 s a configuration)",
+    )
     p.add_argument("--data", type=Path, help="a paired dataset folder: time data loading too")
     p.add_argument("--data-batch", type=int, default=4, help="batch size of the data benchmark")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers (data benchmark)")
@@ -281,7 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         for ngf in args.ngf:
             for batch in args.batch:
                 results["steps"] += bench_steps(
-                    ngf, batch, steps=args.steps, rounds=args.rounds, warmup=args.warmup
+                    ngf,
+                    batch,
+                    steps=args.steps,
+                    rounds=args.rounds,
+                    warmup=args.warmup,
+                    configs=tuple(c for c in CONFIGS if c[2] == "off" or not args.no_compile),
                 )
     if args.data is not None:
         results["data"] = bench_data(

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bench.benchmark import HEADER, splice_section
-from bench.gpu import EXPLICIT
+from bench.gpu import EXPLICIT, bench_data_pipeline
 from bench.gpu import markdown as gpu_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,12 +70,20 @@ def test_gpu_benchmark_tables() -> None:
         "inference": [_gpu_row("paper"), _gpu_row("facades")],
         "training": [{"settings": "ngf 64", "precision": "bf16", "train_images_per_s": 50.0,
                       "baseline_images_per_s": 25.0, "ratio": 2.0}],
+        "data_pipeline": [
+            {"settings": "ngf 64", "cache_images": cache, "workers": workers,
+             "steady_images_per_s": rate, "run_seconds": seconds}
+            for workers, cache, rate, seconds in ((0, "off", 100.0, 9.5), (0, "on", 400.0, 7.25),
+                                                  (4, "off", 200.0, 8.0), (4, "on", None, 8.5))
+        ],
     }  # fmt: skip
     md = gpu_markdown(results)
     assert "### GPU X" in md
     assert "| paper (256 px) | 2.00 (exact) | 2.00 (52 dB) | rejected | cuda-graph-fp16 |" in md
     assert "| 1 / 1 |" in md and "| 20.0x | 4.0x |" in md
     assert "| ngf 64 | bf16 | 50.0 | 25.0 | 2.00x |" in md
+    assert "| ngf 64 | 0 | 100.0 | 400.0 | 4.00x | 9.5 / 7.25 |" in md
+    assert "| ngf 64 | 4 | 200.0 | None | - | 8.0 / 8.5 |" in md
     for line in md.splitlines():  # every table row has its header's number of cells
         if line.startswith("|"):
             assert line.count("|") in {5, 6, 7, 9}, line
@@ -109,3 +117,32 @@ def test_a_backend_note_stays_on_its_table_row() -> None:
         "core.cpp:117: object / not initialized |"
     ]
     assert all("\n" not in line for line in lines)
+
+
+def test_the_data_pipeline_rows_train_with_and_without_the_cache() -> None:
+    # What bench.gpu runs on a lent GPU, here on the CPU with a tiny network: the trainer with the
+    # decoded images kept in memory and without, in the main process and with a worker.
+    rows = bench_data_pipeline(6, ngf=4, batch=2, precision="no", workers=(0, 1), pairs=4,
+                               device="cpu")  # fmt: skip
+    assert [(r["workers"], r["cache_images"]) for r in rows] == [
+        (0, "off"), (0, "on"), (1, "off"), (1, "on")
+    ]  # fmt: skip
+    for row in rows:
+        assert row["steady_images_per_s"] > 0 and row["run_seconds"] > 0, row
+        kept = "kept in memory" in row["data"]
+        assert kept == (row["cache_images"] == "on"), row["data"]
+        assert "cache off" in row["data"] or kept, row["data"]
+
+
+def test_the_training_benchmark_without_compile_times_the_eager_configurations() -> None:
+    # bench.training --no-compile, as bench/device.sh runs it on a lent machine's host CPU.
+    from bench.training import BASELINE, CONFIGS, bench_steps
+
+    eager = tuple(c for c in CONFIGS if c[2] == "off")
+    rows = bench_steps(4, 1, steps=1, rounds=2, warmup=0, configs=eager)
+    assert [(r["precision"], r["layout"], r["compile"]) for r in rows] == list(eager)
+    assert BASELINE in eager
+    for row in rows:
+        assert row["timed_steps"] == 2 and row["images_per_s"] > 0 and row["compile_s"] is None
+    assert rows[0]["vs_fp32_eager"] == 1.0
+    assert max(r["vs_best_fp32_eager"] for r in rows if r["precision"] == "no") == 1.0

@@ -1739,6 +1739,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "first_step_seconds": first_step_seconds,
         "compiled": compiled,
         "channels_last": args.channels_last,
+        "data": dataset.summary(),
         "losses": last_losses,
         "model": str(out),
     }
