@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The measurements a lent GPU machine is for (issue 22), as one prepared call of about 9 minutes:
+# The measurements a lent GPU machine is for (issue 22), as one prepared call of at most 9.5
+# minutes:
 #
 #   bash bench/device.sh [OUT]        # OUT: folder for the results (default: $OUT, else ./device-out)
 #
 # 1. machine.txt: the CPU's flags (is it AMX?), the GPU, torch.
 # 2. tests/test_cuda.py: the paths only a CUDA GPU takes.
-# 3. gpu-data.json / .md: `bench.gpu`'s data-pipeline rows, train.train on the GPU with the decoded
+# 3. gpu-data.json: `bench.gpu`'s data-pipeline rows, train.train on the GPU with the decoded
 #    images kept in memory (--cache-images on) and decoded per step (off), 0 and 4 loader workers.
+#    gpu-compile.json: train.train on the GPU with --compile off and on (ngf 64, batch 1, bf16).
+#    (`python -m bench.gpu` prints their Markdown tables into the log.)
 # 4. host-training.json: `bench.training`'s eager rows (fp32 NCHW and channels-last, bf16) on the
 #    host CPU, pinned to two cores as on the project's own machines: the training target on a CPU
 #    with native bf16 (the hosts seen so far were Intel Xeons with AMX).
@@ -44,11 +47,12 @@ stage() {  # stage NAME SECONDS COMMAND...: run COMMAND for at most SECONDS, its
 cat "$out/machine.txt" >>"$log"
 
 host=(taskset -c 0,1 env OMP_NUM_THREADS=2 "$py")
-stage cuda-tests 100 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py
-stage gpu-data 130 "$py" -m bench.gpu --no-inference --train-steps 0 --data-steps 80 \
-    --json "$out/gpu-data.json" --md "$out/gpu-data.md"
-stage host-training 150 "${host[@]}" -m bench.training --ngf 16 64 --batch 1 4 --steps 5 \
+gpu=("$py" -m bench.gpu --no-inference --train-steps 0 --data-steps 0 --compile-steps 0)
+stage cuda-tests 80 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py
+stage gpu-data 110 "${gpu[@]}" --data-steps 80 --json "$out/gpu-data.json"
+stage gpu-compile 150 "${gpu[@]}" --compile-steps 40 --json "$out/gpu-compile.json"
+stage host-training 110 "${host[@]}" -m bench.training --ngf 16 64 --batch 1 4 --steps 5 \
     --rounds 2 --warmup 1 --no-compile --json "$out/host-training.json"
-stage host-compiled 150 "${host[@]}" -m bench.compiled --models paper --runs 10 \
+stage host-compiled 120 "${host[@]}" -m bench.compiled --models paper --runs 10 \
     --json "$out/host-compiled.json"
 echo "== done; results in $out" | tee -a "$log"

@@ -17,7 +17,9 @@ unet_256 ngf 64 with batch norm, and bundled 256-px models):
   the same networks, losses, optimizers and data pipeline on the same GPU;
 - the data pipeline: ``train.train`` images/s with the decoded images kept in memory
   (``--cache-images on``) and without (``off``), each with the images loaded in the main process
-  and with loader workers (``--data-steps``; 0 leaves it out).
+  and with loader workers (``--data-steps``; 0 leaves it out);
+- compile: ``train.train`` images/s with ``--compile on`` against ``off`` and the first step's
+  time, compiling included (``--compile-steps``; 0 leaves it out).
 
 fp32 eager is PyTorch's default: cuDNN may use TF32 for convolutions
 (``torch.backends.cudnn.allow_tf32``, on by default), as the reference implementation runs.
@@ -142,17 +144,40 @@ def bench_model(name: str, model: Pix2PixGenerator, size: int, runs: int) -> dic
     }
 
 
+def _trainer_row(
+    data: Path, out: Path, steps: int, precision: str, *, device: str, ngf: int, batch: int,
+    options: tuple[str, ...], **labels: object,
+) -> dict:  # fmt: skip
+    """One ``train.train`` run (``run_trainer``) as a row: ``labels``, then steady images/s (after
+    the trainer's warm-up steps), images/s over the run, the first step's seconds (with
+    ``--compile on``: compiling), the whole process's wall time in seconds, and the trainer's
+    ``data`` line (whether the images were kept in memory)."""
+    start = time.perf_counter()
+    summary = run_trainer(data, out, steps, precision, device=device, ngf=ngf, batch=batch,
+                          options=options)  # fmt: skip
+    return {
+        "settings": f"unet_256 ngf {ngf}, batch {batch}, {precision}",
+        **labels,
+        "steady_images_per_s": summary.get("steady_images_per_second"),
+        "images_per_s": summary.get("images_per_second"),
+        "first_step_s": summary.get("first_step_seconds"),
+        "run_seconds": round(time.perf_counter() - start, 2),
+        "steps": steps,
+        "warmup_steps": summary.get("warmup_steps"),
+        "compiled": summary.get("compiled"),
+        "data": summary.get("data"),
+    }
+
+
 def bench_data_pipeline(
     steps: int, *, ngf: int = 64, batch: int = 16, precision: str = "fp16",
     workers: tuple[int, ...] = (0, 4), pairs: int = 128, device: str = "cuda",
 ) -> list[dict]:  # fmt: skip
     """``train.train`` on ``device`` (the GPU by default) with ``--cache-images off`` and ``on``,
-    for each loader worker count: steady images/s (after the trainer's warm-up steps), the whole
-    run's wall time in seconds (start-up and, with the cache, decoding every image once included)
-    and the trainer's line on its data (``data``: whether the images were kept in memory). ``pairs``
-    synthetic facade pairs (256 px on each side, loaded at 286 and cropped to 256 as the recipe
-    does); ``steps`` of ``batch`` images each cycle through them several times, so that the
-    uncached rows decode every image again each epoch as a long run does.
+    for each loader worker count (rows of ``_trainer_row``, labelled ``cache_images`` and
+    ``workers``). ``pairs`` synthetic facade pairs (256 px on each side, loaded at 286 and cropped
+    to 256 as the recipe does); ``steps`` of ``batch`` images each cycle through them several
+    times, so that the uncached rows decode every image again each epoch as a long run does.
     """
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,23 +185,31 @@ def bench_data_pipeline(
         for count in workers:
             for cache in ("off", "on"):
                 print(f"data pipeline: cache {cache}, {count} workers", flush=True)
-                start = time.perf_counter()
-                summary = run_trainer(
+                rows.append(_trainer_row(
                     data, Path(tmp) / f"run-{cache}-{count}", steps, precision, device=device,
                     ngf=ngf, batch=batch,
                     options=("--cache-images", cache, "--workers", str(count)),
-                )  # fmt: skip
-                rows.append({
-                    "settings": f"unet_256 ngf {ngf}, batch {batch}, {precision}, {pairs} pairs",
-                    "cache_images": cache,
-                    "workers": count,
-                    "steady_images_per_s": summary.get("steady_images_per_second"),
-                    "images_per_s": summary.get("images_per_second"),
-                    "run_seconds": round(time.perf_counter() - start, 2),
-                    "steps": steps,
-                    "warmup_steps": summary.get("warmup_steps"),
-                    "data": summary.get("data"),
-                })  # fmt: skip
+                    cache_images=cache, workers=count,
+                ))  # fmt: skip
+    return rows
+
+
+def bench_compile(
+    steps: int, *, ngf: int = 64, batch: int = 1, precision: str = "bf16", device: str = "cuda",
+) -> list[dict]:  # fmt: skip
+    """``train.train`` on ``device`` with ``--compile off`` and ``on`` (rows of ``_trainer_row``,
+    labelled ``compile``; the images kept in memory, loaded in the main process): whether
+    compiling the training step pays there, and what the first step (compiling) costs."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = training_data(Path(tmp), 16)
+        for choice in ("off", "on"):
+            print(f"training: --compile {choice}", flush=True)
+            rows.append(_trainer_row(
+                data, Path(tmp) / f"run-{choice}", steps, precision, device=device, ngf=ngf,
+                batch=batch, options=("--cache-images", "on", "--compile", choice),
+                compile=choice,
+            ))  # fmt: skip
     return rows
 
 
@@ -199,17 +232,13 @@ def _table(caption: str, header: list[str]) -> list[str]:
     return ["", caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
 
-def markdown(r: dict) -> str:
-    m = r["machine"]
-    lines = [
-        f"### {m['gpu']} ({m['gpu_memory_gib']} GiB), PyTorch {m['torch']}, CUDA {m['cuda']}, "
-        f"cuDNN {m['cudnn']} ({m['when']})",
-        *_table(
-            "Forward only, batch 1, ms p50 (device synchronised); PSNR against fp32 eager:",
-            ["model", *CUDA_NAMES, "auto picked"],
-        ),
-    ]
-    for row in r["inference"]:
+def _inference_lines(inference: list[dict]) -> list[str]:
+    """The inference tables (forward, end to end, throughput) of ``bench_model``'s rows."""
+    lines = _table(
+        "Forward only, batch 1, ms p50 (device synchronised); PSNR against fp32 eager:",
+        ["model", *CUDA_NAMES, "auto picked"],
+    )
+    for row in inference:
         cells = []
         for name in CUDA_NAMES:
             f = row["forward_batch1"].get(name, {})
@@ -225,7 +254,7 @@ def markdown(r: dict) -> str:
         "End to end, batch 1 (`Translator`, PIL in, PIL out), ms p50; host copies per request:",
         ["model", "auto", *EXPLICIT, "copies HtoD / DtoH"],
     )
-    for row in r["inference"]:
+    for row in inference:
         e = row["end_to_end_batch1"]
         c = row["host_copies_per_request"]
         lines.append(
@@ -240,7 +269,7 @@ def markdown(r: dict) -> str:
         ["model", "fp32 eager b1", "auto b1", "fp32 eager b64", "auto b64", "auto b64 PIL",
          "b64 auto / b1 eager", "b64 auto / b64 eager"],
     )  # fmt: skip
-    for row in r["inference"]:
+    for row in inference:
         b1, b64 = row["throughput"]["batch1"], row["throughput"]["batch64"]
         lines.append(
             f"| {row['model']} | {b1['fp32_eager_tensor_images_per_s']} | "
@@ -250,6 +279,17 @@ def markdown(r: dict) -> str:
             f"{row['batch64_auto_vs_batch1_fp32_eager']}x | "
             f"{row['batch64_auto_vs_batch64_fp32_eager']}x |"
         )
+    return lines
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    lines = [
+        f"### {m['gpu']} ({m['gpu_memory_gib']} GiB), PyTorch {m['torch']}, CUDA {m['cuda']}, "
+        f"cuDNN {m['cudnn']} ({m['when']})",
+    ]
+    if r.get("inference"):
+        lines += _inference_lines(r["inference"])
     if r.get("training"):
         lines += _table(
             "Training, `train.train` images/s against the minimal fp32 eager loop (same GPU, "
@@ -279,6 +319,22 @@ def markdown(r: dict) -> str:
                 f"| {off['settings']} | {count} | {rate_off} | {rate_on} | {ratio} | "
                 f"{off['run_seconds']} / {on['run_seconds']} |"
             )
+    if r.get("compile"):
+        lines += _table(
+            "Training step compiled, `train.train --compile on` against `off` (images kept in "
+            "memory); first step: compiling included:",
+            ["settings", "compile", "images/s", "vs off", "first step (s)", "run (s)"],
+        )
+        off_rate = next(
+            (row["steady_images_per_s"] for row in r["compile"] if row["compile"] == "off"), None
+        )
+        for row in r["compile"]:
+            rate = row["steady_images_per_s"]
+            ratio = f"{rate / off_rate:.2f}x" if rate and off_rate else "-"
+            lines.append(
+                f"| {row['settings']} | {row['compile']} | {rate} | {ratio} | "
+                f"{row['first_step_s']} | {row['run_seconds']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -292,6 +348,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=60,
         help="steps of each data-pipeline run (cache on / off x workers); 0: none",
+    )
+    p.add_argument(
+        "--compile-steps",
+        type=int,
+        default=40,
+        help="steps of each run with --compile off / on (ngf 64, batch 1, bf16); 0: none",
     )
     p.add_argument(
         "--workers",
@@ -308,7 +370,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # A cache of this run's own, so that every choice below is measured now.
     os.environ["PIX2PIX_CACHE"] = tempfile.mkdtemp(prefix="pix2pix-gpu-bench-")
-    results: dict = {"machine": machine(), "inference": [], "training": [], "data_pipeline": []}
+    results: dict = {
+        "machine": machine(),
+        "inference": [],
+        "training": [],
+        "data_pipeline": [],
+        "compile": [],
+    }
     models = []
     if not args.no_inference:
         models.append(("paper unet_256 ngf 64", paper_generator(), 256))
@@ -326,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
                 )  # fmt: skip
     if args.data_steps:
         results["data_pipeline"] = bench_data_pipeline(args.data_steps, workers=tuple(args.workers))
+    if args.compile_steps:
+        results["compile"] = bench_compile(args.compile_steps)
     md = markdown(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")

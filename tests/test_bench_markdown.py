@@ -76,6 +76,12 @@ def test_gpu_benchmark_tables() -> None:
             for workers, cache, rate, seconds in ((0, "off", 100.0, 9.5), (0, "on", 400.0, 7.25),
                                                   (4, "off", 200.0, 8.0), (4, "on", None, 8.5))
         ],
+        "compile": [
+            {"settings": "ngf 64 b1", "compile": "off", "steady_images_per_s": 30.0,
+             "first_step_s": 2.5, "run_seconds": 20.0},
+            {"settings": "ngf 64 b1", "compile": "on", "steady_images_per_s": 75.0,
+             "first_step_s": 61.0, "run_seconds": 80.0},
+        ],
     }  # fmt: skip
     md = gpu_markdown(results)
     assert "### GPU X" in md
@@ -84,6 +90,10 @@ def test_gpu_benchmark_tables() -> None:
     assert "| ngf 64 | bf16 | 50.0 | 25.0 | 2.00x |" in md
     assert "| ngf 64 | 0 | 100.0 | 400.0 | 4.00x | 9.5 / 7.25 |" in md
     assert "| ngf 64 | 4 | 200.0 | None | - | 8.0 / 8.5 |" in md
+    assert "| ngf 64 b1 | off | 30.0 | 1.00x | 2.5 | 20.0 |" in md
+    assert "| ngf 64 b1 | on | 75.0 | 2.50x | 61.0 | 80.0 |" in md
+    training_only = gpu_markdown({**results, "inference": []})  # bench.gpu --no-inference
+    assert "Forward only" not in training_only and "| ngf 64 b1 | on |" in training_only
     for line in md.splitlines():  # every table row has its header's number of cells
         if line.startswith("|"):
             assert line.count("|") in {5, 6, 7, 9}, line
