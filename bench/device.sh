@@ -24,6 +24,7 @@ out=${1:-${OUT:-$PWD/device-out}}
 mkdir -p "$out"
 py=${PYTHON:-python3}
 log=$out/log.txt
+: >"$log"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 PIX2PIX_CACHE=$(mktemp -d)
 export PIX2PIX_CACHE
@@ -46,6 +47,7 @@ stage() {  # stage NAME SECONDS COMMAND...: run COMMAND for at most SECONDS, its
 } >"$out/machine.txt" 2>&1
 cat "$out/machine.txt" >>"$log"
 
+# shellcheck disable=SC2054  # "0,1" is taskset's list of CPUs, one argument
 host=(taskset -c 0,1 env OMP_NUM_THREADS=2 "$py")
 gpu=("$py" -m bench.gpu --no-inference --train-steps 0 --data-steps 0 --compile-steps 0)
 stage cuda-tests 80 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py
