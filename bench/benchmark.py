@@ -251,9 +251,10 @@ def run_trainer(
     command = [sys.executable, "-m", "train.train", "--data", str(data), "--out", str(out),
                "--netG", "unet_256", "--ngf", str(ngf), "--ndf", str(ngf), "--patch", "70",
                "--batch-size", str(batch), *(["--cpu"] if device == "cpu" else []),
-               "--max-steps", str(steps), "--workers", "0", "--sample-every", "0",
+               "--max-steps", str(steps), "--sample-every", "0",
                "--save-every", str(10 * steps), "--log-every", str(steps),
-               "--mixed-precision", precision, *options]  # fmt: skip
+               "--mixed-precision", precision,
+               *([] if "--workers" in options else ["--workers", "0"]), *options]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])

@@ -110,17 +110,28 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"cpu": backends.cpu_info(), "threads": torch.get_num_threads(),
                      "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M"),
                      "models": {}}  # fmt: skip
+
+    def save() -> None:  # after each model: a run stopped by a time limit keeps what it measured
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+
     for name, model in models(names):
         built = build(model, NAMES, args.size)
         measure(built, (1, model.in_channels, args.size, args.size), args.runs)
         results["models"][name] = {n: {k: v for k, v in b.items() if k != "runner"}
                                    for n, b in built.items()}  # fmt: skip
+        save()
     second = subprocess.run(
         [sys.executable, "-m", "bench.compiled", "--compile-only", "--models", args.models,
          "--size", str(args.size)],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
-    results["second_start_build_s"] = json.loads(second.stdout.strip().splitlines()[-1])
+    if second.returncode:  # the first start's figures still stand
+        results["second_start_error"] = second.stderr[-2000:]
+        print(f"the second start failed:\n{results['second_start_error']}", file=sys.stderr)
+        results["second_start_build_s"] = {name: {} for name in results["models"]}
+    else:
+        results["second_start_build_s"] = json.loads(second.stdout.strip().splitlines()[-1])
     print(f"{results['cpu']['model']}, {results['threads']} threads, torch {results['torch']}")
     for name, built in results["models"].items():
         base = built[backends.BASELINE]["p50_ms"]
@@ -137,9 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             again = f"{again:.1f}" if isinstance(again, float) else again
             print(f"| {cand} | {b['p50_ms']:.1f} | {b['p95_ms']:.1f} | {base / b['p50_ms']:.2f}x"
                   f" | {b['psnr_db']:.1f} | {b['build_s']:.1f} | {again} |")  # fmt: skip
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-    return 0
+    save()
+    return 1 if second.returncode else 0
 
 
 if __name__ == "__main__":

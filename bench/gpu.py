@@ -3,8 +3,8 @@
     python -m bench.gpu                          # prints a Markdown section and the raw JSON
     python -m bench.gpu --json out.json --md out.md --train-steps 30
 
-Needs a CUDA GPU (exits with a message otherwise). Measured, per model (the paper's generator,
-unet_256 ngf 64 with batch norm, and bundled 256-px models):
+Needs a CUDA GPU (exits with a message otherwise). Measured, per model for the first three
+(the paper's generator, unet_256 ngf 64 with batch norm, and bundled 256-px models):
 
 - forward only, batch 1: every CUDA candidate ``Translator(backend="auto")`` measures
   (``pix2pix.backends.choose``: fp32 eager, fp16 channels-last, fp16 in a captured CUDA graph),
@@ -21,7 +21,9 @@ unet_256 ngf 64 with batch norm, and bundled 256-px models):
 - compile: ``train.train`` images/s with ``--compile on`` against ``off`` and the first step's
   time, compiling included (``--compile-steps``; 0 leaves it out).
 
-fp32 eager is PyTorch's default: cuDNN may use TF32 for convolutions
+``--json`` is written again after every row, so a run stopped by a time limit keeps what it
+measured; a trainer run that fails becomes a row with its ``error``. fp32 eager is PyTorch's
+default: cuDNN may use TF32 for convolutions
 (``torch.backends.cudnn.allow_tf32``, on by default), as the reference implementation runs.
 """
 
@@ -151,13 +153,18 @@ def _trainer_row(
     """One ``train.train`` run (``run_trainer``) as a row: ``labels``, then steady images/s (after
     the trainer's warm-up steps), images/s over the run, the first step's seconds (with
     ``--compile on``: compiling), the whole process's wall time in seconds, and the trainer's
-    ``data`` line (whether the images were kept in memory)."""
+    ``data`` line (whether the images were kept in memory). A run that fails gives ``error`` (the
+    end of its stderr) and no figures."""
     start = time.perf_counter()
-    summary = run_trainer(data, out, steps, precision, device=device, ngf=ngf, batch=batch,
-                          options=options)  # fmt: skip
-    return {
-        "settings": f"unet_256 ngf {ngf}, batch {batch}, {precision}",
-        **labels,
+    row: dict = {"settings": f"unet_256 ngf {ngf}, batch {batch}, "
+                             f"{'fp32' if precision == 'no' else precision}", **labels}  # fmt: skip
+    try:
+        summary = run_trainer(data, out, steps, precision, device=device, ngf=ngf, batch=batch,
+                              options=options)  # fmt: skip
+    except RuntimeError as error:
+        summary = {}
+        row["error"] = str(error)[-1000:]
+    row.update({
         "steady_images_per_s": summary.get("steady_images_per_second"),
         "images_per_s": summary.get("images_per_second"),
         "first_step_s": summary.get("first_step_seconds"),
@@ -166,20 +173,27 @@ def _trainer_row(
         "warmup_steps": summary.get("warmup_steps"),
         "compiled": summary.get("compiled"),
         "data": summary.get("data"),
-    }
+    })  # fmt: skip
+    print(json.dumps(row), flush=True)
+    return row
+
+
+Rows = Callable[[list[dict]], None]
 
 
 def bench_data_pipeline(
     steps: int, *, ngf: int = 64, batch: int = 16, precision: str = "fp16",
-    workers: tuple[int, ...] = (0, 4), pairs: int = 128, device: str = "cuda",
+    workers: tuple[int, ...] = (0, 4), pairs: int = 256, device: str = "cuda",
+    done: Rows | None = None,
 ) -> list[dict]:  # fmt: skip
     """``train.train`` on ``device`` (the GPU by default) with ``--cache-images off`` and ``on``,
     for each loader worker count (rows of ``_trainer_row``, labelled ``cache_images`` and
-    ``workers``). ``pairs`` synthetic facade pairs (256 px on each side, loaded at 286 and cropped
-    to 256 as the recipe does); ``steps`` of ``batch`` images each cycle through them several
-    times, so that the uncached rows decode every image again each epoch as a long run does.
+    ``workers``; ``done`` is called with the rows so far after each). ``pairs`` synthetic facade
+    pairs (256 px on each side, loaded at 286 and cropped to 256 as the recipe does); ``steps`` of
+    ``batch`` images go through them more than once, so that the uncached rows decode images again
+    each epoch as a long run does.
     """
-    rows = []
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         data = training_data(Path(tmp), pairs)
         for count in workers:
@@ -191,16 +205,20 @@ def bench_data_pipeline(
                     options=("--cache-images", cache, "--workers", str(count)),
                     cache_images=cache, workers=count,
                 ))  # fmt: skip
+                if done:
+                    done(rows)
     return rows
 
 
 def bench_compile(
     steps: int, *, ngf: int = 64, batch: int = 1, precision: str = "bf16", device: str = "cuda",
+    done: Rows | None = None,
 ) -> list[dict]:  # fmt: skip
     """``train.train`` on ``device`` with ``--compile off`` and ``on`` (rows of ``_trainer_row``,
-    labelled ``compile``; the images kept in memory, loaded in the main process): whether
-    compiling the training step pays there, and what the first step (compiling) costs."""
-    rows = []
+    labelled ``compile``; the images kept in memory, loaded in the main process; ``done`` is
+    called with the rows so far after each): whether compiling the training step pays there, and
+    what the first step (compiling) costs."""
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         data = training_data(Path(tmp), 16)
         for choice in ("off", "on"):
@@ -210,6 +228,8 @@ def bench_compile(
                 batch=batch, options=("--cache-images", "on", "--compile", choice),
                 compile=choice,
             ))  # fmt: skip
+            if done:
+                done(rows)
     return rows
 
 
@@ -225,6 +245,11 @@ def machine() -> dict:
         "python": platform.python_version(),
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
+
+
+def _cell(value: object) -> str:
+    """A table cell: "-" for a figure that is missing (a failed run, too few steps)."""
+    return "-" if value is None else str(value)
 
 
 def _table(caption: str, header: list[str]) -> list[str]:
@@ -312,12 +337,12 @@ def markdown(r: dict) -> str:
         for row in r["data_pipeline"]:
             by_workers.setdefault(row["workers"], {})[row["cache_images"]] = row
         for count, pair in by_workers.items():
-            off, on = pair["off"], pair["on"]
-            rate_off, rate_on = off["steady_images_per_s"], on["steady_images_per_s"]
+            off, on = pair.get("off", {}), pair.get("on", {})  # a run cut short has one
+            rate_off, rate_on = off.get("steady_images_per_s"), on.get("steady_images_per_s")
             ratio = f"{rate_on / rate_off:.2f}x" if rate_off and rate_on else "-"
             lines.append(
-                f"| {off['settings']} | {count} | {rate_off} | {rate_on} | {ratio} | "
-                f"{off['run_seconds']} / {on['run_seconds']} |"
+                f"| {(off or on)['settings']} | {count} | {_cell(rate_off)} | {_cell(rate_on)} "
+                f"| {ratio} | {_cell(off.get('run_seconds'))} / {_cell(on.get('run_seconds'))} |"
             )
     if r.get("compile"):
         lines += _table(
@@ -332,8 +357,8 @@ def markdown(r: dict) -> str:
             rate = row["steady_images_per_s"]
             ratio = f"{rate / off_rate:.2f}x" if rate and off_rate else "-"
             lines.append(
-                f"| {row['settings']} | {row['compile']} | {rate} | {ratio} | "
-                f"{row['first_step_s']} | {row['run_seconds']} |"
+                f"| {row['settings']} | {row['compile']} | {_cell(rate)} | {ratio} | "
+                f"{_cell(row['first_step_s'])} | {row['run_seconds']} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -381,9 +406,22 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_inference:
         models.append(("paper unet_256 ngf 64", paper_generator(), 256))
         models += [(n, load_generator(ROOT / "checkpoints" / n), 256) for n in BUNDLED]
+
+    def save() -> None:  # after every row: a run stopped by a time limit keeps what it measured
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+    def rows_of(key: str) -> Rows:
+        def done(rows: list[dict]) -> None:
+            results[key] = list(rows)
+            save()
+
+        return done
+
     for name, model, size in models:
         print(f"inference: {name}", flush=True)
         results["inference"].append(bench_model(name, model, size, args.runs))
+        save()
     if args.train_steps:
         for ngf, batch in ((64, 1), (64, 16)):
             for precision in ("no", "bf16", "fp16"):
@@ -392,13 +430,15 @@ def main(argv: list[str] | None = None) -> int:
                     bench_training(args.train_steps, precision, device="cuda", ngf=ngf,
                                    batch=batch)
                 )  # fmt: skip
+                save()
     if args.data_steps:
-        results["data_pipeline"] = bench_data_pipeline(args.data_steps, workers=tuple(args.workers))
+        bench_data_pipeline(
+            args.data_steps, workers=tuple(args.workers), done=rows_of("data_pipeline")
+        )
     if args.compile_steps:
-        results["compile"] = bench_compile(args.compile_steps)
+        bench_compile(args.compile_steps, done=rows_of("compile"))
     md = markdown(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    save()
     if args.md:
         args.md.write_text(md)
     print(json.dumps(results, indent=1, default=str))

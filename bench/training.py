@@ -22,7 +22,9 @@ The process keeps freed memory for reuse (``pix2pix.allocator``), as the trainer
 ``--default-malloc`` leaves glibc's defaults, under which fp32 steps page-fault afresh.
 
 Data: ``PairedDataset`` items through the trainer's ``SeededItems`` and a DataLoader with
-``--workers``, decoded per item (cache off) or from memory (cache on), over ``--epochs`` epochs;
+``--workers`` (kept from epoch to epoch as the trainer keeps them; ``--restart-workers`` starts
+them again every epoch), decoded per item (cache off) or from memory (cache on), over ``--epochs``
+epochs;
 the cache's one-off decoding is reported apart. The first batches of both are compared.
 """
 
@@ -176,8 +178,12 @@ def bench_steps(
     return rows
 
 
-def bench_data(folder: Path, *, batch: int, workers: int, epochs: int) -> list[dict]:
-    """Images/s of the training pipeline over ``folder``'s train split, cache off and on."""
+def bench_data(
+    folder: Path, *, batch: int, workers: int, epochs: int, restart_workers: bool = False
+) -> list[dict]:
+    """Images/s of the training pipeline over ``folder``'s train split, cache off and on; with
+    workers, kept from epoch to epoch as the trainer keeps them (``restart_workers``: started
+    again every epoch, as the trainer did before session 21)."""
     rows, firsts = [], []
     for cache in ("off", "on"):
         start, cpu = time.perf_counter(), time.process_time()
@@ -188,6 +194,7 @@ def bench_data(folder: Path, *, batch: int, workers: int, epochs: int) -> list[d
             T.SeededItems(dataset, seed=0),
             batch_sampler=BatchSampler(sampler, batch, drop_last=False),
             num_workers=workers,
+            persistent_workers=workers > 0 and not restart_workers,  # as the trainer runs it
         )
         count = 0
         start, cpu = time.perf_counter(), time.process_time()
@@ -279,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-batch", type=int, default=4, help="batch size of the data benchmark")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers (data benchmark)")
     p.add_argument("--epochs", type=int, default=2, help="epochs of the data benchmark")
+    p.add_argument(
+        "--restart-workers",
+        action="store_true",
+        help="start the DataLoader workers again every epoch (the trainer keeps them)",
+    )
     p.add_argument("--json", type=Path, help="write the raw figures here")
     p.add_argument(
         "--default-malloc",
@@ -291,6 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": {**machine(), "native_bf16": native_bf16()}}
     results["malloc"] = malloc
     results.update(steps=[], data=[])
+
+    def save() -> None:  # after each (ngf, batch): a run stopped by a time limit keeps those
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
     if not args.no_step:
         for ngf in args.ngf:
             for batch in args.batch:
@@ -302,13 +319,19 @@ def main(argv: list[str] | None = None) -> int:
                     warmup=args.warmup,
                     configs=tuple(c for c in CONFIGS if c[2] == "off" or not args.no_compile),
                 )
+                save()
+                print(markdown({**results, "data": []}), flush=True)
     if args.data is not None:
         results["data"] = bench_data(
-            args.data, batch=args.data_batch, workers=args.workers, epochs=args.epochs
+            args.data,
+            batch=args.data_batch,
+            workers=args.workers,
+            epochs=args.epochs,
+            restart_workers=args.restart_workers,
         )
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(markdown(results))
+    save()
+    if results["data"] or args.no_step:
+        print(markdown(results))
     return 0
 
 

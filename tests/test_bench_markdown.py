@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bench.benchmark import HEADER, splice_section
-from bench.gpu import EXPLICIT, bench_data_pipeline
+from bench.gpu import EXPLICIT, _trainer_row, bench_data_pipeline
 from bench.gpu import markdown as gpu_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,11 +89,15 @@ def test_gpu_benchmark_tables() -> None:
     assert "| 1 / 1 |" in md and "| 20.0x | 4.0x |" in md
     assert "| ngf 64 | bf16 | 50.0 | 25.0 | 2.00x |" in md
     assert "| ngf 64 | 0 | 100.0 | 400.0 | 4.00x | 9.5 / 7.25 |" in md
-    assert "| ngf 64 | 4 | 200.0 | None | - | 8.0 / 8.5 |" in md
+    assert "| ngf 64 | 4 | 200.0 | - | - | 8.0 / 8.5 |" in md  # no steady figure: "-"
     assert "| ngf 64 b1 | off | 30.0 | 1.00x | 2.5 | 20.0 |" in md
     assert "| ngf 64 b1 | on | 75.0 | 2.50x | 61.0 | 80.0 |" in md
     training_only = gpu_markdown({**results, "inference": []})  # bench.gpu --no-inference
     assert "Forward only" not in training_only and "| ngf 64 b1 | on |" in training_only
+    # A run cut short (its JSON is written after every row): the rows it has.
+    cut = gpu_markdown({**results, "inference": [], "data_pipeline": results["data_pipeline"][:1],
+                        "compile": results["compile"][:1]})  # fmt: skip
+    assert "| ngf 64 | 0 | 100.0 | - | - | 9.5 / - |" in cut and "| ngf 64 b1 | off |" in cut
     for line in md.splitlines():  # every table row has its header's number of cells
         if line.startswith("|"):
             assert line.count("|") in {5, 6, 7, 9}, line
@@ -156,3 +160,10 @@ def test_the_training_benchmark_without_compile_times_the_eager_configurations()
         assert row["timed_steps"] == 2 and row["images_per_s"] > 0 and row["compile_s"] is None
     assert rows[0]["vs_fp32_eager"] == 1.0
     assert max(r["vs_best_fp32_eager"] for r in rows if r["precision"] == "no") == 1.0
+
+
+def test_a_failed_trainer_run_is_a_row_with_its_error(tmp_path: Path) -> None:
+    row = _trainer_row(tmp_path / "no-such-data", tmp_path / "run", 4, "no", device="cpu", ngf=4,
+                       batch=1, options=(), compile="off")  # fmt: skip
+    assert row["compile"] == "off" and row["settings"] == "unet_256 ngf 4, batch 1, fp32"
+    assert "no-such-data" in row["error"] and row["steady_images_per_s"] is None

@@ -338,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--workers",
         type=int,
-        help="DataLoader workers per process (default: min(4, CPUs per process - 1))",
+        help="DataLoader workers per process, kept from one epoch to the next (default: min(4, "
+        "CPUs per process - 1))",
     )
 
     model = p.add_argument_group("model")
@@ -1552,6 +1553,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         # Worker seeds come from here, not from the global RNG that dropout draws from.
         generator=torch.Generator().manual_seed(args.seed),
         pin_memory=accelerator.device.type == "cuda",
+        # The same workers from epoch to epoch: starting them again at every epoch cost more than
+        # an epoch's loading on small datasets. Every item is seeded by its (epoch, index) key
+        # (SeededItems), so the batches are the same either way.
+        persistent_workers=workers > 0,
     )
     layout_reason = _choose_layout(G, D, args, accelerator, cycle, resume)
     if args.channels_last:  # parameters keep their identity: the optimizers still hold them
