@@ -178,59 +178,61 @@ def _trainer_row(
     return row
 
 
-Rows = Callable[[list[dict]], None]
+def _trainer_rows(
+    steps: int, variants: list[tuple[dict, tuple[str, ...]]], *, pairs: int, precision: str,
+    device: str, ngf: int, batch: int, rows: list[dict] | None = None,
+    saved: Callable[[], None] | None = None,
+) -> list[dict]:  # fmt: skip
+    """One ``_trainer_row`` per variant (its labels and its trainer options) on ``pairs``
+    synthetic facade pairs, appended to ``rows`` (a new list by default), with ``saved`` called
+    after each."""
+    rows = [] if rows is None else rows
+    with tempfile.TemporaryDirectory() as tmp:
+        data = training_data(Path(tmp), pairs)
+        for i, (labels, options) in enumerate(variants):
+            print(f"train.train {' '.join(options)}", flush=True)
+            rows.append(_trainer_row(
+                data, Path(tmp) / f"run-{i}", steps, precision, device=device, ngf=ngf,
+                batch=batch, options=options, **labels,
+            ))  # fmt: skip
+            if saved:
+                saved()
+    return rows
 
 
 def bench_data_pipeline(
     steps: int, *, ngf: int = 64, batch: int = 16, precision: str = "fp16",
     workers: tuple[int, ...] = (0, 4), pairs: int = 256, device: str = "cuda",
-    done: Rows | None = None,
+    rows: list[dict] | None = None, saved: Callable[[], None] | None = None,
 ) -> list[dict]:  # fmt: skip
     """``train.train`` on ``device`` (the GPU by default) with ``--cache-images off`` and ``on``,
     for each loader worker count (rows of ``_trainer_row``, labelled ``cache_images`` and
-    ``workers``; ``done`` is called with the rows so far after each). ``pairs`` synthetic facade
+    ``workers``; ``rows`` and ``saved`` as in ``_trainer_rows``). ``pairs`` synthetic facade
     pairs (256 px on each side, loaded at 286 and cropped to 256 as the recipe does); ``steps`` of
     ``batch`` images go through them more than once, so that the uncached rows decode images again
     each epoch as a long run does.
     """
-    rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        data = training_data(Path(tmp), pairs)
-        for count in workers:
-            for cache in ("off", "on"):
-                print(f"data pipeline: cache {cache}, {count} workers", flush=True)
-                rows.append(_trainer_row(
-                    data, Path(tmp) / f"run-{cache}-{count}", steps, precision, device=device,
-                    ngf=ngf, batch=batch,
-                    options=("--cache-images", cache, "--workers", str(count)),
-                    cache_images=cache, workers=count,
-                ))  # fmt: skip
-                if done:
-                    done(rows)
-    return rows
+    variants = [
+        ({"cache_images": cache, "workers": count},
+         ("--cache-images", cache, "--workers", str(count)))
+        for count in workers for cache in ("off", "on")
+    ]  # fmt: skip
+    return _trainer_rows(steps, variants, pairs=pairs, precision=precision, device=device,
+                         ngf=ngf, batch=batch, rows=rows, saved=saved)  # fmt: skip
 
 
 def bench_compile(
     steps: int, *, ngf: int = 64, batch: int = 1, precision: str = "bf16", device: str = "cuda",
-    done: Rows | None = None,
+    rows: list[dict] | None = None, saved: Callable[[], None] | None = None,
 ) -> list[dict]:  # fmt: skip
     """``train.train`` on ``device`` with ``--compile off`` and ``on`` (rows of ``_trainer_row``,
-    labelled ``compile``; the images kept in memory, loaded in the main process; ``done`` is
-    called with the rows so far after each): whether compiling the training step pays there, and
-    what the first step (compiling) costs."""
-    rows: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        data = training_data(Path(tmp), 16)
-        for choice in ("off", "on"):
-            print(f"training: --compile {choice}", flush=True)
-            rows.append(_trainer_row(
-                data, Path(tmp) / f"run-{choice}", steps, precision, device=device, ngf=ngf,
-                batch=batch, options=("--cache-images", "on", "--compile", choice),
-                compile=choice,
-            ))  # fmt: skip
-            if done:
-                done(rows)
-    return rows
+    labelled ``compile``; the images kept in memory, loaded in the main process; ``rows`` and
+    ``saved`` as in ``_trainer_rows``): whether compiling the training step pays there, and what
+    the first step (compiling) costs."""
+    variants = [({"compile": choice}, ("--cache-images", "on", "--compile", choice))
+                for choice in ("off", "on")]  # fmt: skip
+    return _trainer_rows(steps, variants, pairs=16, precision=precision, device=device, ngf=ngf,
+                         batch=batch, rows=rows, saved=saved)  # fmt: skip
 
 
 def machine() -> dict:
@@ -411,13 +413,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
 
-    def rows_of(key: str) -> Rows:
-        def done(rows: list[dict]) -> None:
-            results[key] = list(rows)
-            save()
-
-        return done
-
     for name, model, size in models:
         print(f"inference: {name}", flush=True)
         results["inference"].append(bench_model(name, model, size, args.runs))
@@ -433,10 +428,13 @@ def main(argv: list[str] | None = None) -> int:
                 save()
     if args.data_steps:
         bench_data_pipeline(
-            args.data_steps, workers=tuple(args.workers), done=rows_of("data_pipeline")
+            args.data_steps,
+            workers=tuple(args.workers),
+            rows=results["data_pipeline"],
+            saved=save,
         )
     if args.compile_steps:
-        bench_compile(args.compile_steps, done=rows_of("compile"))
+        bench_compile(args.compile_steps, rows=results["compile"], saved=save)
     md = markdown(results)
     save()
     if args.md:
